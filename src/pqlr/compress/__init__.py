@@ -1,1 +1,1 @@
-"""pqlr.compress"""
+"""The PQLR stages, one module each: prune, quantize, lowrank, distill, mixed; pipeline chains them."""

@@ -1,0 +1,179 @@
+"""Arena planner: offsets for every activation tensor and kernel scratch buffer, computed offline.
+
+TFLite Micro style: a planner takes buffers `add_buffer(size, first_use, last_use)` (lifetimes in
+node steps, inclusive) and hands out `offset(id)` and `max_size()`. Two planners:
+  * LinearPlanner  -- every buffer gets its own range; trivially correct, the yardstick.
+  * GreedyPlanner  -- buffers sorted by size (largest first) go to the lowest offset that does not
+                      overlap any already-placed buffer whose lifetime intersects (first fit into gaps).
+
+`plan_graph(graph)` builds the buffer set of an integer Graph:
+  * graph inputs live in the caller's `input` buffer and graph outputs in `output`: not in the arena;
+  * every other tensor is live from the node that writes it to the last node that reads it;
+  * the scratch of node i (OPS[op].scratch_bytes) is a buffer live at step i only;
+  * in-place: an element-wise node (IN_PLACE_OPS) writes over its first input when that input is an
+    arena tensor of the same byte size read by no later node; the output then shares the input's
+    buffer (one buffer, lifetime = union). The reference kernels of these ops read element i before
+    writing element i and never read another element after it, which makes this legal.
+All offsets are multiples of ALIGN bytes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import PqlrError, UnsupportedError
+from ..ir.graph import Graph
+
+ALIGN = 4
+IN_PLACE_OPS = frozenset({"lut", "requantize", "add", "pos_add"})
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+@dataclass(frozen=True)
+class Buffer:
+    size: int          # bytes (before alignment)
+    first_use: int     # node step that writes it first
+    last_use: int      # node step that reads it last (inclusive)
+
+    def __post_init__(self):
+        if self.size < 0 or self.first_use < 0 or self.last_use < self.first_use:
+            raise PqlrError(f"bad buffer: size {self.size}, lifetime [{self.first_use}, {self.last_use}]")
+
+    def overlaps_in_time(self, other: "Buffer") -> bool:
+        return self.first_use <= other.last_use and other.first_use <= self.last_use
+
+
+class Planner:
+    """Interface: add buffers, then read offsets and the arena size."""
+
+    def __init__(self):
+        self.buffers: list[Buffer] = []
+        self._offsets: list[int] | None = None
+
+    def add_buffer(self, size: int, first_use: int, last_use: int) -> int:
+        self.buffers.append(Buffer(int(size), int(first_use), int(last_use)))
+        self._offsets = None
+        return len(self.buffers) - 1
+
+    def offset(self, buffer_id: int) -> int:
+        if self._offsets is None:
+            self._offsets = self._plan()
+        return self._offsets[buffer_id]
+
+    def max_size(self) -> int:
+        if not self.buffers:
+            return 0
+        return max(self.offset(i) + _align(b.size) for i, b in enumerate(self.buffers))
+
+    def _plan(self) -> list[int]:
+        raise NotImplementedError
+
+
+class LinearPlanner(Planner):
+    """Each buffer after the previous one: never overlaps, never reuses memory."""
+
+    def _plan(self) -> list[int]:
+        offsets, at = [], 0
+        for b in self.buffers:
+            offsets.append(at)
+            at += _align(b.size)
+        return offsets
+
+
+class GreedyPlanner(Planner):
+    """Largest buffer first; each goes into the first gap between time-overlapping placed buffers."""
+
+    def _plan(self) -> list[int]:
+        order = sorted(range(len(self.buffers)), key=lambda i: (-self.buffers[i].size, i))
+        offsets = [0] * len(self.buffers)
+        placed: list[int] = []
+        for i in order:
+            b = self.buffers[i]
+            busy = sorted((offsets[j], offsets[j] + _align(self.buffers[j].size))
+                          for j in placed if self.buffers[j].overlaps_in_time(b))
+            at = 0
+            for lo, hi in busy:
+                if at + _align(b.size) <= lo:
+                    break
+                at = max(at, hi)
+            offsets[i] = at
+            placed.append(i)
+        return offsets
+
+
+@dataclass
+class ArenaPlan:
+    offsets: dict[str, int]                  # tensor name -> arena offset (arena tensors only)
+    scratch: dict[int, tuple[int, int]]      # node index -> (offset, bytes) of its scratch
+    arena_bytes: int                         # activations + scratch, aligned
+    activation_bytes: int                    # largest sum of live activation bytes at any step
+    scratch_bytes: int                       # largest single scratch buffer
+    in_place: list[str] = field(default_factory=list)   # nodes that run in place
+
+    def location(self, tensor: str) -> str:
+        """'input', 'output' or 'arena' -- where a tensor lives in the generated code."""
+        return "arena" if tensor in self.offsets else "io"
+
+
+def _scratch_bytes(node, graph) -> int:
+    from ..ir.ops import OPS
+    if node.op not in OPS:
+        raise UnsupportedError(f"layer {node.name}: op {node.op!r} has no kernel")
+    return int(OPS[node.op].scratch_bytes(node, graph))
+
+
+def plan_graph(graph: Graph, planner: str = "greedy", in_place: bool = True) -> ArenaPlan:
+    """Plan the arena of `graph` (greedy or linear planner; in-place element-wise ops if allowed)."""
+    graph.validate()
+    io = set(graph.inputs) | set(graph.outputs)
+    last: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for i, node in enumerate(graph.nodes):
+        for t in node.inputs:
+            last[t] = i
+        for t in node.outputs:
+            first.setdefault(t, i)
+            last.setdefault(t, i)
+    # in-place decisions: output tensor -> tensor whose buffer it reuses
+    alias: dict[str, str] = {}
+    done_in_place: list[str] = []
+    if in_place:
+        for i, node in enumerate(graph.nodes):
+            if node.op not in IN_PLACE_OPS or len(node.outputs) != 1 or not node.inputs:
+                continue
+            src, dst = node.inputs[0], node.outputs[0]
+            if (src in io or dst in io or last.get(src) != i or node.inputs.count(src) != 1
+                    or graph.tensor(src).nbytes != graph.tensor(dst).nbytes):
+                continue
+            alias[dst] = alias.get(src, src)
+            done_in_place.append(node.name)
+    # one buffer per root tensor, lifetime = union over its aliases
+    span: dict[str, list[int]] = {}
+    for t in first:
+        if t in io:
+            continue
+        root = alias.get(t, t)
+        lo, hi = span.get(root, [first[t], last[t]])
+        span[root] = [min(lo, first[t]), max(hi, last[t])]
+    p = GreedyPlanner() if planner == "greedy" else LinearPlanner() if planner == "linear" else None
+    if p is None:
+        raise PqlrError(f"unknown planner {planner!r} (use greedy or linear)")
+    ids = {root: p.add_buffer(graph.tensor(root).nbytes, lo, hi) for root, (lo, hi) in span.items()}
+    scratch_ids: dict[int, tuple[int, int]] = {}
+    for i, node in enumerate(graph.nodes):
+        n = _scratch_bytes(node, graph)
+        if n > 0:
+            scratch_ids[i] = (p.add_buffer(n, i, i), n)
+    offsets = {t: p.offset(ids[alias.get(t, t)]) for t in first if t not in io}
+    live = [sum(_align(graph.tensor(r).nbytes) for r, (lo, hi) in span.items() if lo <= i <= hi)
+            for i in range(len(graph.nodes))]
+    return ArenaPlan(
+        offsets=offsets,
+        scratch={i: (p.offset(b), n) for i, (b, n) in scratch_ids.items()},
+        arena_bytes=p.max_size(),
+        activation_bytes=max(live, default=0),
+        scratch_bytes=max((n for _, n in scratch_ids.values()), default=0),
+        in_place=done_in_place,
+    )

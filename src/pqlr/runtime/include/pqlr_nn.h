@@ -1,0 +1,230 @@
+/* pqlr_nn.h: integer CNN reference kernels (conv2d, depthwise conv2d, fully connected, add,
+ * average pooling / mean, requantize) for int8 ("s8") and int16 ("s16") activations.
+ *
+ * The NumPy oracle is src/pqlr/ir/ops_nn.py; every kernel here is bit-exact to it.
+ * Reference kernels: plain loops, "not performant by design". Faster variants keep the same
+ * parameter structs and signatures under specialized names (e.g. pqlr_fully_connected_s8_w4).
+ * No malloc, no floating point, no scratch (none of these kernels needs a buffer).
+ *
+ * Layouts (no batch dimension):
+ *   feature maps HWC, int8_t (s8) or int16_t (s16); a (T, K) token matrix is row-major.
+ *   weights: one packed row per output channel, row stride pqlr_packed_row_bytes(K, wbits) bytes,
+ *   values fetched with pqlr_weight_get() (packing rule and worked examples in pqlr_types.h):
+ *     conv2d            K = kernel_h * kernel_w * in_c, row order (kh, kw, ci)
+ *     depthwise_conv2d  K = kernel_h * kernel_w,        row c holds the taps (kh, kw) of channel c
+ *     fully_connected   K = in_features
+ *   bias: int32 per output channel, or NULL for none.
+ *   multiplier/shift: int32 arrays of length n_quant (1 = per tensor, or out channels).
+ *
+ * Value ranges:
+ *   s8 activations [-128, 127] (4-bit activations are int8 values in [-8, 7], clamped by
+ *   act_min/act_max); s16 activations [-32768, 32767], zero point 0 in practice.
+ *   weights: wbits 8 [-128, 127], 4 [-8, 7], 2 [-2, 1], 1 {-1, +1}.
+ *   multiplier m in [0, 2^31), shift n in [1, 62]: real multiplier = m / 2^n.
+ *
+ * Arithmetic (one output value):
+ *   acc = bias[c] + sum (x - in_zp) * w            int32; padding reads as in_zp, adds 0
+ *   y   = clamp(((int64)acc * m + 2^(n-1)) >> n) + out_zp, act_min, act_max)   (64-bit, no wrap)
+ * The int32 accumulator cannot overflow when |bias| + K * (2^in_bits - 1) * max|w| < 2^31
+ * (primitives.accumulator_bound); the Python side refuses layers that break this.
+ *
+ * Weight tiles: conv2d, depthwise_conv2d and fully_connected compute only the output channels
+ * [ch_begin, ch_end). `weights` points at the packed row of channel ch_begin (e.g. a tile buffer
+ * holding rows ch_begin..ch_end-1); bias/multiplier/shift are indexed by absolute channel and
+ * the output is the whole tensor (only those channels are written). Untiled: 0, out_c.
+ *
+ * All kernels return PQLR_ERR_ARG on a NULL pointer, an impossible shape or parameter
+ * (checked before anything is written), PQLR_OK otherwise.
+ */
+#ifndef PQLR_NN_H
+#define PQLR_NN_H
+
+#include "pqlr_types.h"
+
+/* ------------------------------------------------------------------ shared helpers */
+
+/* Bytes of one packed weight row of k values at wbits bits (rows padded to whole bytes). */
+static inline int32_t pqlr_packed_row_bytes(int32_t k, int32_t wbits)
+{
+    return (k * wbits + 7) / 8;
+}
+
+/* Weight i of a packed row (see pqlr_types.h): int4 row {1, -2, 7} is bytes {0xE1, 0x07},
+ * so pqlr_weight_get(row, 1, 4) = sign-extended high nibble of 0xE1 = 0xE -> -2. */
+static inline int32_t pqlr_weight_get(const int8_t *row, int32_t i, int32_t wbits)
+{
+    const uint8_t *r = (const uint8_t *)row;
+    switch (wbits) {
+    case 8:
+        return (int32_t)row[i];
+    case 4:
+        return (int32_t)(((r[i >> 1] >> ((i & 1) * 4)) & 0xF) ^ 0x8) - 0x8;
+    case 2:
+        return (int32_t)(((r[i >> 2] >> ((i & 3) * 2)) & 0x3) ^ 0x2) - 0x2;
+    default: /* 1 bit: 1 -> +1, 0 -> -1 */
+        return ((r[i >> 3] >> (i & 7)) & 1) ? 1 : -1;
+    }
+}
+
+static inline int pqlr_wbits_ok(int32_t wbits)
+{
+    return wbits == 8 || wbits == 4 || wbits == 2 || wbits == 1;
+}
+
+static inline int pqlr_quant_ok(int32_t m, int32_t n)
+{
+    return m >= 0 && n >= 1 && n <= 62;
+}
+
+/* clamp(((int64)acc * m + 2^(n-1)) >> n) + zp, lo, hi), all in 64 bits (never wraps). */
+static inline int32_t pqlr_requantize_out(int32_t acc, int32_t m, int32_t n, int32_t zp,
+                                          int32_t lo, int32_t hi)
+{
+    int64_t v = (((int64_t)acc * (int64_t)m + ((int64_t)1 << (n - 1))) >> n) + (int64_t)zp;
+    return (int32_t)(v < lo ? lo : (v > hi ? hi : v));
+}
+
+/* ------------------------------------------------------------------ parameter structs
+ * Every field is int32_t, in the order listed by ops_nn.STRUCT_FIELDS (a test checks). */
+
+/* conv2d and depthwise_conv2d (depthwise: in_c == out_c, channel multiplier 1).
+ * out_h = (in_h + pad_top + pad_bottom - kernel_h) / stride_h + 1, likewise out_w. */
+typedef struct {
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c;
+    int32_t kernel_h, kernel_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left, pad_bottom, pad_right;
+    int32_t wbits;                  /* 8, 4, 2 or 1 */
+    int32_t in_zp, out_zp;
+    int32_t act_min, act_max;       /* output clamp (ReLU / ReLU6 / 4-bit range) */
+    int32_t n_quant;                /* 1 or out_c */
+    int32_t ch_begin, ch_end;       /* output channels computed (weight tile) */
+} pqlr_conv2d_params;
+
+/* fully_connected over `rows` independent rows (tokens): (rows, in_features) -> (rows, out_features) */
+typedef struct {
+    int32_t rows, in_features, out_features;
+    int32_t wbits;
+    int32_t in_zp, out_zp;
+    int32_t act_min, act_max;
+    int32_t n_quant;                /* 1 or out_features */
+    int32_t ch_begin, ch_end;
+} pqlr_fully_connected_params;
+
+/* add, TFLite style: a = (x1 - in1_zp) << left_shift, b likewise;
+ * s = pqlr_requantize(a, in1_multiplier, in1_shift) + pqlr_requantize(b, in2_multiplier, in2_shift);
+ * y = pqlr_requantize_out(s, out_multiplier, out_shift, out_zp, act_min, act_max).
+ * left_shift is 20 for s8, 15 for s16; the Python side checks that no int32 step overflows. */
+typedef struct {
+    int32_t size;
+    int32_t in1_zp, in2_zp, out_zp;
+    int32_t left_shift;
+    int32_t in1_multiplier, in1_shift;
+    int32_t in2_multiplier, in2_shift;
+    int32_t out_multiplier, out_shift;
+    int32_t act_min, act_max;
+} pqlr_add_params;
+
+/* average pooling: acc = sum over the window of (x - in_zp), padding counting as in_zp (adds 0;
+ * PyTorch count_include_pad=True), y = pqlr_requantize_out(acc, multiplier, shift, ...) with the
+ * 1 / (kernel_h * kernel_w) folded into the multiplier. Global average pooling and the mean over
+ * tokens (T, C) -> (C,) are the case kernel = (in_h, in_w), out = 1 x 1 (tokens: in_h = T, in_w = 1). */
+typedef struct {
+    int32_t in_h, in_w, channels;
+    int32_t out_h, out_w;
+    int32_t kernel_h, kernel_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_top, pad_left, pad_bottom, pad_right;
+    int32_t in_zp, out_zp;
+    int32_t multiplier, shift;
+    int32_t act_min, act_max;
+} pqlr_avg_pool2d_params;
+
+/* requantize: y = pqlr_requantize_out(x - in_zp, multiplier, shift, out_zp, act_min, act_max) */
+typedef struct {
+    int32_t size;
+    int32_t in_zp, out_zp;
+    int32_t multiplier, shift;
+    int32_t act_min, act_max;
+} pqlr_requantize_params;
+
+/* ------------------------------------------------------------------ argument checks */
+
+/* Shape/parameter check shared by conv2d and depthwise_conv2d; [lo, hi] is the storage range. */
+static inline int pqlr_conv2d_params_ok(const pqlr_conv2d_params *p, int depthwise, int32_t lo,
+                                        int32_t hi)
+{
+    if (p->in_h < 1 || p->in_w < 1 || p->in_c < 1 || p->out_h < 1 || p->out_w < 1 || p->out_c < 1)
+        return 0;
+    if (p->kernel_h < 1 || p->kernel_w < 1 || p->stride_h < 1 || p->stride_w < 1)
+        return 0;
+    if (p->pad_top < 0 || p->pad_left < 0 || p->pad_bottom < 0 || p->pad_right < 0)
+        return 0;
+    if (p->in_h + p->pad_top + p->pad_bottom < p->kernel_h ||
+        p->in_w + p->pad_left + p->pad_right < p->kernel_w)
+        return 0;
+    if (p->out_h != (p->in_h + p->pad_top + p->pad_bottom - p->kernel_h) / p->stride_h + 1 ||
+        p->out_w != (p->in_w + p->pad_left + p->pad_right - p->kernel_w) / p->stride_w + 1)
+        return 0;
+    if (depthwise && p->in_c != p->out_c)
+        return 0;
+    if (!pqlr_wbits_ok(p->wbits) || (p->n_quant != 1 && p->n_quant != p->out_c))
+        return 0;
+    if (p->ch_begin < 0 || p->ch_begin >= p->ch_end || p->ch_end > p->out_c)
+        return 0;
+    return lo <= p->act_min && p->act_min <= p->act_max && p->act_max <= hi;
+}
+
+/* Every multiplier/shift used by channels [ch_begin, ch_end) is valid. */
+static inline int pqlr_quant_arrays_ok(const int32_t *multiplier, const int32_t *shift,
+                                       int32_t n_quant, int32_t ch_begin, int32_t ch_end)
+{
+    for (int32_t c = ch_begin; c < ch_end; c++) {
+        const int32_t q = n_quant == 1 ? 0 : c;
+        if (!pqlr_quant_ok(multiplier[q], shift[q]))
+            return 0;
+    }
+    return 1;
+}
+
+/* ------------------------------------------------------------------ kernels */
+
+pqlr_status pqlr_conv2d_s8(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *weights,
+                           const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                           int8_t *output);
+pqlr_status pqlr_conv2d_s16(const pqlr_conv2d_params *p, const int16_t *input, const int8_t *weights,
+                            const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                            int16_t *output);
+
+pqlr_status pqlr_depthwise_conv2d_s8(const pqlr_conv2d_params *p, const int8_t *input,
+                                     const int8_t *weights, const int32_t *bias,
+                                     const int32_t *multiplier, const int32_t *shift, int8_t *output);
+pqlr_status pqlr_depthwise_conv2d_s16(const pqlr_conv2d_params *p, const int16_t *input,
+                                      const int8_t *weights, const int32_t *bias,
+                                      const int32_t *multiplier, const int32_t *shift, int16_t *output);
+
+pqlr_status pqlr_fully_connected_s8(const pqlr_fully_connected_params *p, const int8_t *input,
+                                    const int8_t *weights, const int32_t *bias,
+                                    const int32_t *multiplier, const int32_t *shift, int8_t *output);
+pqlr_status pqlr_fully_connected_s16(const pqlr_fully_connected_params *p, const int16_t *input,
+                                     const int8_t *weights, const int32_t *bias,
+                                     const int32_t *multiplier, const int32_t *shift, int16_t *output);
+
+pqlr_status pqlr_add_s8(const pqlr_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *output);
+pqlr_status pqlr_add_s16(const pqlr_add_params *p, const int16_t *in1, const int16_t *in2,
+                         int16_t *output);
+
+pqlr_status pqlr_avg_pool2d_s8(const pqlr_avg_pool2d_params *p, const int8_t *input, int8_t *output);
+pqlr_status pqlr_avg_pool2d_s16(const pqlr_avg_pool2d_params *p, const int16_t *input, int16_t *output);
+
+/* requantize between storage types: _s8 and _s16 keep the type, _s8_s16 reads int8 and writes
+ * int16, _s16_s8 reads int16 and writes int8. */
+pqlr_status pqlr_requantize_s8(const pqlr_requantize_params *p, const int8_t *input, int8_t *output);
+pqlr_status pqlr_requantize_s16(const pqlr_requantize_params *p, const int16_t *input, int16_t *output);
+pqlr_status pqlr_requantize_s8_s16(const pqlr_requantize_params *p, const int8_t *input,
+                                   int16_t *output);
+pqlr_status pqlr_requantize_s16_s8(const pqlr_requantize_params *p, const int16_t *input,
+                                   int8_t *output);
+
+#endif /* PQLR_NN_H */
