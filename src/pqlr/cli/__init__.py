@@ -15,8 +15,15 @@ from ..errors import PqlrError
 COMMANDS = ("train", "eval", "info", "compress", "verify", "plan", "estimate", "data")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit 2) instead of a usage block."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="pqlr",
         description="PQLR: compress a PyTorch model (Prune, Quantize, Low-rank, distill) until it fits "
                     "a microcontroller, then emit bit-exact C and measure what it costs.",

@@ -114,3 +114,18 @@ def apply(model: nn.Module, cfg: LowRankConfig) -> tuple[nn.Module, list[dict]]:
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
     return model, summary
+
+
+def restructure(model: nn.Module, summary: list[dict]) -> nn.Module:
+    """Rebuild the factorized structure recorded in `summary` (weights to be loaded afterwards)."""
+    for row in summary:
+        if row["action"] != "factorized":
+            continue
+        m = model.get_submodule(row["layer"])
+        out_f, in_f = row["shape"]
+        bias = m.bias is not None
+        new = (LowRankLinear(in_f, out_f, row["rank"], bias) if isinstance(m, nn.Linear)
+               else LowRankConv1x1(in_f, out_f, row["rank"], bias))
+        parent_name, _, child = row["layer"].rpartition(".")
+        setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
+    return model

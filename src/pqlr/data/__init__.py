@@ -1,1 +1,11 @@
-"""pqlr.data"""
+"""pqlr.data: audio I/O, the KWS front end, augmentation and the keyword-spotting datasets."""
+from .audio import AudioDataset, fit_clip, read_audio, resample
+from .augment import Augment, AugmentConfig
+from .datasets import KwsData, load_dataset
+from .features import FeatureConfig, Frontend, dct_matrix, features_numpy, hann_window, mel_filterbank
+
+__all__ = [
+    "AudioDataset", "Augment", "AugmentConfig", "FeatureConfig", "Frontend", "KwsData",
+    "dct_matrix", "features_numpy", "fit_clip", "hann_window", "load_dataset", "mel_filterbank",
+    "read_audio", "resample",
+]

@@ -55,8 +55,8 @@ def _polyphase_table(up: int, down: int, zeros: int) -> tuple[np.ndarray, int]:
 def resample(x: np.ndarray, src: int, dst: int, zeros: int = 16) -> np.ndarray:
     """Band-limited resampling (windowed-sinc polyphase, numpy only): (N,) at src Hz -> (ceil(N*dst/src),).
 
-    The rational ratio dst/src is reduced to up/down; each output sample is a `2*half`-tap dot product
-    with the filter phase its position falls on. Float64 inside, float32 out.
+    The rational ratio dst/src is reduced to up/down; output n sits at input time n*down/up and is a
+    `2*half`-tap dot product with the filter phase (n*down mod up). Float64 inside, float32 out.
     """
     if src <= 0 or dst <= 0:
         raise PqlrError(f"sample rates must be positive, got {src} -> {dst}")
@@ -67,15 +67,14 @@ def resample(x: np.ndarray, src: int, dst: int, zeros: int = 16) -> np.ndarray:
     up, down = int(dst) // g, int(src) // g
     h, half = _polyphase_table(up, down, zeros)
     n_out = -(-len(x) * up // down)
-    pos = np.arange(n_out, dtype=np.int64) * down           # input time * up
-    base, phase = pos // up, pos % up                       # integer input index, filter phase
-    xp = np.concatenate([np.zeros(half), x, np.zeros(half + 1)])
+    xp = np.concatenate([np.zeros(half), x, np.zeros(half + up + 1)])
+    rows = np.lib.stride_tricks.sliding_window_view(xp, h.shape[1])   # rows[s] = xp[s : s + taps]
     out = np.empty(n_out, dtype=np.float64)
-    step = 4096                                             # bound the (chunk, taps) gather
-    taps = np.arange(-half + 1, half + 1)
-    for s in range(0, n_out, step):
-        idx = base[s:s + step, None] + taps[None, :] + half  # (chunk, taps) into xp
-        out[s:s + step] = np.einsum("ij,ij->i", xp[idx], h[phase[s:s + step]])
+    # outputs r, r + up, r + 2 up, ... share one phase; their input index steps by `down`
+    for r in range(min(up, n_out)):
+        phase, base = (r * down) % up, (r * down) // up      # output r reads x[base - half + 1 .. base + half]
+        count = len(range(r, n_out, up))
+        out[r::up] = rows[base + 1: base + 1 + count * down: down] @ h[phase]
     return out.astype(np.float32)
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import PqlrError
 from .audio import read_audio, resample
@@ -46,7 +47,8 @@ class AugmentConfig:
 
 
 def load_noise_dir(path: str, sample_rate: int, min_samples: int) -> list[np.ndarray]:
-    """All recordings in `path` as float32 at `sample_rate` (resampled if needed), each >= min_samples."""
+    """All recordings in `path` as float32 at `sample_rate` (resampled if needed), each >= min_samples
+    (short ones tiled)."""
     names = sorted(f for f in os.listdir(path) if f.lower().endswith(AUDIO_EXTS))
     if not names:
         raise PqlrError(f"noise_dir {path}: no audio files ({', '.join(AUDIO_EXTS)})")
@@ -77,30 +79,27 @@ class Augment:
     def __init__(self, cfg: AugmentConfig = AugmentConfig(), sample_rate: int = 16000):
         self.cfg = cfg
         self.sample_rate = int(sample_rate)
-        self._noise: list[torch.Tensor] | None = None
         if cfg.noise_dir is not None:
-            bank = load_noise_dir(cfg.noise_dir, self.sample_rate, min_samples=self.sample_rate)
-            self._noise = [torch.from_numpy(x) for x in bank]
+            bank = [torch.from_numpy(x) for x in load_noise_dir(cfg.noise_dir, self.sample_rate, self.sample_rate)]
+        else:   # 10 s each of white, pink and brown noise, made once with a fixed seed
+            g = torch.Generator().manual_seed(0)
+            bank = list(colored_noise((3, 10 * self.sample_rate), torch.tensor([0.0, 1.0, 2.0]), g))
+        self._bank = torch.cat(bank)                                           # all recordings end to end
+        self._starts = torch.tensor([0] + [len(x) for x in bank]).cumsum(0)[:-1]
+        self._lengths = torch.tensor([len(x) for x in bank])
 
     def _uniform(self, b: int, lo_hi: tuple[float, float], g: torch.Generator) -> torch.Tensor:
         lo, hi = lo_hi
         return lo + (hi - lo) * torch.rand(b, generator=g)
 
     def _noise_batch(self, b: int, t: int, g: torch.Generator) -> torch.Tensor:
-        """(B, T) unit-RMS noise: a random segment of a random recording, or generated colored noise."""
-        if self._noise is None:
-            alpha = torch.randint(0, 3, (b,), generator=g).float()
-            return colored_noise((b, t), alpha, g)
-        out = torch.empty(b, t)
-        which = torch.randint(0, len(self._noise), (b,), generator=g)
-        for i in range(b):
-            rec = self._noise[int(which[i])]
-            if len(rec) < t:
-                rec = rec.repeat(-(-t // len(rec)))
-            s = int(torch.randint(0, len(rec) - t + 1, (1,), generator=g))
-            seg = rec[s:s + t]
-            out[i] = seg / seg.square().mean().sqrt().clamp(min=1e-6)
-        return out
+        """(B, T) unit-RMS noise: a random T-sample segment of a random bank recording (wrapping around)."""
+        which = torch.randint(0, len(self._lengths), (b,), generator=g)
+        length = self._lengths[which]
+        offset = (torch.rand(b, generator=g) * length).long()
+        pos = (offset[:, None] + torch.arange(t)[None, :]) % length[:, None]   # (B, T), wraps short recordings
+        seg = self._bank[self._starts[which][:, None] + pos]
+        return seg / seg.square().mean(dim=1, keepdim=True).sqrt().clamp(min=1e-6)
 
     def __call__(self, wave: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if wave.dim() != 2:
@@ -108,21 +107,20 @@ class Augment:
         cfg, g = self.cfg, generator
         x = wave.float()
         b, t = x.shape
-        # speed + shift as one resampling map: output n reads input c + (n - c - shift) * speed
+        # speed + shift as one linear-interpolation resampling map (zeros outside the clip):
+        # output n reads input c + (n - c - shift) * speed, c = the clip centre
         speed = self._uniform(b, cfg.speed, g)                                            # (B,)
         max_shift = cfg.time_shift_ms * self.sample_rate / 1000.0
         shift = self._uniform(b, (-max_shift, max_shift), g).round()                      # samples
         c = (t - 1) / 2.0
         n = torch.arange(t, dtype=torch.float32)
-        src = c + (n[None, :] - c - shift[:, None]) * speed[:, None]                      # (B, T)
+        src = c + (n[None, :] - c - shift[:, None]) * speed[:, None]                      # (B, T) input index
         i0 = src.floor()
         frac = src - i0
         i0 = i0.long()
-        valid0 = (i0 >= 0) & (i0 < t)
-        valid1 = (i0 + 1 >= 0) & (i0 + 1 < t)
-        v0 = torch.gather(x, 1, i0.clamp(0, t - 1)) * valid0
-        v1 = torch.gather(x, 1, (i0 + 1).clamp(0, t - 1)) * valid1
-        x = v0 * (1.0 - frac) + v1 * frac
+        padded = F.pad(x, (1, 2))                                                         # zeros outside
+        i0 = i0.clamp(-1, t) + 1                                                          # index into padded
+        x = torch.lerp(padded.gather(1, i0), padded.gather(1, i0 + 1), frac)
         # gain
         gain = 10.0 ** (self._uniform(b, cfg.gain_db, g) / 20.0)
         x = x * gain[:, None]

@@ -21,6 +21,7 @@ import json
 import os
 import struct
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ import numpy as np
 
 from ..errors import PqlrError
 from ..io import write_bytes
-from ..ir.graph import Graph, Node, Tensor
+from ..ir.graph import DTYPES, Graph, Node, Tensor
 from .tiles import TilePart, TilePlan, make_plan, tile_bytes_of, weight_layers
 
 MAGIC = b"PQLR"
@@ -106,7 +107,7 @@ def _schedule(graph: Graph, tiled: set[int], meta: dict) -> bytes:
                         "scale": float(t.scale), "zero_point": int(t.zero_point)} for t in graph.tensors.values()],
            "nodes": nodes, "inputs": graph.inputs, "outputs": graph.outputs,
            "graph_meta": _enc(graph.meta), "meta": _enc(meta)}
-    js = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    js = json.dumps(doc, separators=(",", ":")).encode("utf-8")
     head = struct.pack("<I", len(js)) + js
     return head + bytes(_pad4(len(head)) - len(head)) + bytes(blob)
 
@@ -152,7 +153,7 @@ def write_bin(path: str | os.PathLike, graph: Graph, tiles: TilePlan | None = No
 # ---------------------------------------------------------------- reading (every offset checked)
 def _section(data: bytes, name: str, off: int, size: int, crc: int, lo: int) -> bytes:
     if off % 4 or off < lo or off > len(data) or size > len(data) - off:
-        raise PqlrError(f"corrupt .bin: {name} section [{off}, +{size}) outside the file ({len(data)} B)")
+        raise PqlrError(f"corrupt .bin: {name} section [{off}, +{size}) is unaligned or outside the file ({len(data)} B)")
     sec = data[off:off + size]
     if crc32(sec) != crc:
         raise PqlrError(f"corrupt .bin: {name} section CRC mismatch")
@@ -178,6 +179,9 @@ def _graph_from(doc: dict, blob: bytes) -> tuple[Graph, dict[int, dict]]:
     try:
         tensors = {t["name"]: Tensor(t["name"], tuple(int(x) for x in t["shape"]), t["dtype"], int(t["bits"]),
                                      float(t["scale"]), int(t["zero_point"])) for t in doc["tensors"]}
+        for t in tensors.values():
+            if t.dtype not in DTYPES or any(d < 0 for d in t.shape):
+                raise PqlrError(f"corrupt .bin: tensor {t.name} has dtype {t.dtype!r}, shape {t.shape}")
         nodes, pending = [], {}
         for i, nd in enumerate(doc["nodes"]):
             params = {}
@@ -185,6 +189,8 @@ def _graph_from(doc: dict, blob: bytes) -> tuple[Graph, dict[int, dict]]:
                 dt, shape = np.dtype(_np_dtype(d["dtype"])), tuple(int(x) for x in d["shape"])
                 count = int(np.prod(shape, dtype=np.int64))
                 if "offset" not in d:
+                    if k != "weight" or len(shape) != 2:
+                        raise PqlrError(f"corrupt .bin: param {nd['name']}.{k} has no data")
                     pending[i] = {"dtype": dt, "shape": shape}
                     params[k] = None        # filled from the tiles, keeping the param order
                     continue
@@ -195,13 +201,31 @@ def _graph_from(doc: dict, blob: bytes) -> tuple[Graph, dict[int, dict]]:
             nodes.append(Node(nd["name"], nd["op"], list(nd["inputs"]), list(nd["outputs"]),
                               _dec(nd["attrs"]), params))
         graph = Graph(tensors, nodes, list(doc["inputs"]), list(doc["outputs"]), _dec(doc["graph_meta"]))
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as e:
         raise PqlrError(f"corrupt .bin: schedule is malformed ({type(e).__name__}: {e})") from None
     graph.validate()
     return graph, pending
 
 
+@dataclass(frozen=True)
+class IndexEntry:
+    """One row of the tile index table (offset is absolute in the file)."""
+    layer: int
+    tile: int
+    ch_begin: int
+    ch_end: int
+    offset: int
+    size: int
+    crc: int
+
+
 def decode_bin(data: bytes) -> tuple[Graph, TilePlan, dict]:
+    graph, plan, meta, _ = decode_bin_index(data)
+    return graph, plan, meta
+
+
+def decode_bin_index(data: bytes) -> tuple[Graph, TilePlan, dict, list[IndexEntry]]:
+    """decode_bin plus the raw tile index entries (for tiles.c)."""
     if len(data) < HEADER.size:
         raise PqlrError(f"corrupt .bin: {len(data)} B is shorter than the {HEADER.size} B header")
     f = HEADER.unpack_from(data)
@@ -235,21 +259,21 @@ def decode_bin(data: bytes) -> tuple[Graph, TilePlan, dict]:
         if crc32(part) != crc:
             raise PqlrError(f"corrupt .bin: tile entry {k} (layer {layer}) CRC mismatch")
         rows[layer].append((cb, ce, np.frombuffer(part, dtype=dt).reshape(ce - cb, shape[1])))
-        parts.append((layer, tile, cb, ce, off, size))
+        parts.append(IndexEntry(layer, tile, cb, ce, off, size, crc))
     for layer, got in rows.items():
         ranges = [(cb, ce) for cb, ce, _ in got]
         ends = [0] + [ce for _, ce in ranges]
         if not ranges or [cb for cb, _ in ranges] != ends[:-1] or ends[-1] != pending[layer]["shape"][0]:
             raise PqlrError(f"corrupt .bin: tiles of layer {layer} do not cover its {pending[layer]['shape'][0]} channels")
         graph.nodes[layer].params["weight"] = np.concatenate([r for _, _, r in got]).copy()
-    return graph, _tile_plan(parts, f), _dec(doc.get("meta", {}))
+    return graph, _tile_plan(parts, f), _dec(doc.get("meta", {})), parts
 
 
 def _tile_plan(parts: list, f: tuple) -> TilePlan:
     starts: dict[int, int] = {}
-    for layer, tile, cb, ce, off, size in parts:
-        starts[tile] = min(starts.get(tile, off), off)
-    tps = [TilePart(layer, tile, cb, ce, off - starts[tile], size) for layer, tile, cb, ce, off, size in parts]
+    for e in parts:
+        starts[e.tile] = min(starts.get(e.tile, e.offset), e.offset)
+    tps = [TilePart(e.layer, e.tile, e.ch_begin, e.ch_end, e.offset - starts[e.tile], e.size) for e in parts]
     sizes = [0] * f[14]
     for p in tps:
         sizes[p.tile] = max(sizes[p.tile], p.offset + p.size)

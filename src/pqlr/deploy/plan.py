@@ -13,7 +13,8 @@ node steps, inclusive) and hands out `offset(id)` and `max_size()`. Two planners
   * in-place: an element-wise node (IN_PLACE_OPS) writes over its first input when that input is an
     arena tensor of the same byte size read by no later node; the output then shares the input's
     buffer (one buffer, lifetime = union). The reference kernels of these ops read element i before
-    writing element i and never read another element after it, which makes this legal.
+    writing element i and never read another element after it, which makes this legal (reshape is
+    a byte copy that does nothing when in == out).
 All offsets are multiples of ALIGN bytes.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..errors import PqlrError, UnsupportedError
 from ..ir.graph import Graph
 
 ALIGN = 4
-IN_PLACE_OPS = frozenset({"lut", "requantize", "add", "pos_add"})
+IN_PLACE_OPS = frozenset({"lut", "requantize", "add", "pos_add", "reshape"})
 
 
 def _align(n: int) -> int:
@@ -111,10 +112,6 @@ class ArenaPlan:
     activation_bytes: int                    # largest sum of live activation bytes at any step
     scratch_bytes: int                       # largest single scratch buffer
     in_place: list[str] = field(default_factory=list)   # nodes that run in place
-
-    def location(self, tensor: str) -> str:
-        """'input', 'output' or 'arena' -- where a tensor lives in the generated code."""
-        return "arena" if tensor in self.offsets else "io"
 
 
 def _scratch_bytes(node, graph) -> int:

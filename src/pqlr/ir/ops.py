@@ -14,6 +14,8 @@ An OpDef ties together, for one op:
       kernel's pqlr_status from the enclosing function when it is not PQLR_OK.
   scratch_bytes(node, graph) -> int   caller-owned scratch the C kernel needs (0 for none)
   macs(node, graph) -> int            multiply-accumulates (element-wise ops: one per element)
+
+`OPS: dict[str, OpDef]` (read as `from pqlr.ir.ops import OPS`) is built on first access.
 """
 from __future__ import annotations
 
@@ -51,4 +53,13 @@ def _merge() -> dict[str, OpDef]:
     return table
 
 
-OPS: dict[str, OpDef] = _merge()
+_TABLE: dict[str, OpDef] = {}
+
+
+def __getattr__(name: str):
+    """`OPS` is built on first use, so ops_nn / ops_tf can import OpDef from here (no cycle)."""
+    if name == "OPS":
+        if not _TABLE:
+            _TABLE.update(_merge())
+        return _TABLE
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

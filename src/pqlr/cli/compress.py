@@ -1,0 +1,132 @@
+"""`pqlr-compress` (also `pqlr compress`): the article's one-shot command, all four PQLR stages.
+
+    pqlr-compress --model tinybert --dataset kws_chinese --sparse 0.7 --wbits 4 --rank 16 \\
+        --teacher tinybert-6l --output micro_kws.bin
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+from ..errors import PqlrError
+from ..io import parse_bytes, write_json
+
+EPILOG = """examples:
+  pqlr-compress --model tinybert --dataset kws_chinese --sparse 0.7 --wbits 4 --rank 16 \\
+      --teacher tinybert-6l --output micro_kws.bin
+  pqlr-compress --model ds-cnn-s --dataset fsdd:../shared/data/fsdd/recordings --holdout-speaker theo \\
+      --sparse 0.5 --wbits 8 --abits 8 --quant-method ptq --output runs/dscnn.bin --ram 12KB
+  pqlr-compress --recipe recipes/kws.yaml --resume
+
+writes OUTPUT.bin and a folder OUTPUT/ (C sources, FreeRTOS task, report.json, report.md)."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("what to compress")
+    g.add_argument("--model", help="zoo name (tinybert, microbert-2l, microbert-fast, ds-cnn-s, ...), "
+                   "a .safetensors checkpoint, or file.py:Class (default: tinybert)")
+    g.add_argument("--dataset", help="kws_chinese, kws_english, fsdd:PATH, speech_commands:PATH (default: kws_chinese)")
+    g.add_argument("--words", help="comma-separated keywords for speech_commands (others become _unknown_)")
+    g.add_argument("--holdout-speaker", help="FSDD: test on this speaker only (speaker-disjoint split)")
+    g = p.add_argument_group("prune (network slimming)")
+    g.add_argument("--sparse", type=float, help="fraction of channels / heads / FFN neurons to remove (article: 0.7)")
+    g.add_argument("--prune-method", choices=["structured", "magnitude", "2:4"])
+    g.add_argument("--prune-epochs", type=int, help="fine-tuning epochs after the cut (article: 5)")
+    g = p.add_argument_group("quantize (LSQ+)")
+    g.add_argument("--wbits", type=int, help="weight bits: 8, 4, 2 or 1 (binary)")
+    g.add_argument("--abits", type=int, help="activation bits: 8, 4 or 16")
+    g.add_argument("--calib", type=int, help="calibration samples (article: 200)")
+    g.add_argument("--quant-method", choices=["lsq+", "ptq"], help="lsq+ (QAT) or ptq (calibration only)")
+    g.add_argument("--qat-epochs", type=int)
+    g.add_argument("--flash", help="weight-bytes budget, e.g. 64KB: picks per-layer bits (mixed precision)")
+    g = p.add_argument_group("low-rank")
+    g.add_argument("--rank", type=int, help="SVD rank of Linear / 1x1 conv layers (article: 16)")
+    g.add_argument("--lowrank-energy", type=float, help="instead of --rank: keep this fraction of sigma^2")
+    g.add_argument("--lowrank-epochs", type=int)
+    g = p.add_argument_group("distill")
+    g.add_argument("--teacher", help="zoo name (trained on the same data and cached) or a .safetensors checkpoint")
+    g.add_argument("--temperature", type=float, help="softmax temperature T (article: 6)")
+    g.add_argument("--alpha", type=float, help="weight of the soft-target loss (article: 0.7)")
+    g.add_argument("--distill-epochs", type=int)
+    g.add_argument("--teacher-epochs", type=int)
+    g = p.add_argument_group("deploy")
+    g.add_argument("--output", help="model file to write (default micro_kws.bin); C goes to a folder beside it")
+    g.add_argument("--ram", help="RAM budget (e.g. 35KB): weights are streamed from flash in tiles to fit")
+    g.add_argument("--tiles", type=int, help="force this many weight tiles")
+    g.add_argument("--target", help="hardware profile for the cost estimate (e.g. esp32-c6)")
+    g = p.add_argument_group("run")
+    g.add_argument("--epochs", type=int, help="float training epochs of the student")
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--lr", type=float)
+    g.add_argument("--recipe", help="YAML recipe (same keys as these flags); flags override it")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--resume", action="store_true", help="continue after the last finished stage")
+    g.add_argument("--json", help="also write the report JSON here")
+    g.add_argument("--device", help="cpu (default) or cuda")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def config_from_args(args):
+    from ..compress.pipeline import PipelineConfig
+    from ..compress.recipe import load_recipe
+
+    top = {k: getattr(args, k) for k in ("model", "dataset", "holdout_speaker", "teacher", "epochs", "teacher_epochs",
+                                        "prune_epochs", "qat_epochs", "lowrank_epochs", "distill_epochs",
+                                        "batch_size", "lr", "tiles", "target", "seed", "device", "output")}
+    top = {k: v for k, v in top.items() if v is not None}
+    if args.words:
+        top["words"] = tuple(w.strip() for w in args.words.split(",") if w.strip())
+    if args.ram is not None:
+        top["ram"] = parse_bytes(args.ram)
+    if args.flash is not None:
+        top["flash"] = parse_bytes(args.flash)
+    if args.quiet:
+        top["progress"] = False
+    base = load_recipe(args.recipe) if args.recipe else PipelineConfig()
+    sections = {
+        "prune": {"sparse": args.sparse, "method": args.prune_method},
+        "quant": {"wbits": args.wbits, "abits": args.abits, "calib": args.calib, "method": args.quant_method},
+        "distill": {"temperature": args.temperature, "alpha": args.alpha},
+    }
+    for name, values in sections.items():
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            top[name] = replace(getattr(base, name), **values)
+    if args.rank is not None or args.lowrank_energy is not None:
+        from ..compress.lowrank import LowRankConfig
+
+        top["lowrank"] = LowRankConfig(rank=args.rank if args.lowrank_energy is None else None,
+                                       energy=args.lowrank_energy)
+    return replace(base, **top)
+
+
+def run(args) -> int:
+    from ..compress.pipeline import run_pipeline
+
+    cfg = config_from_args(args)
+    report = run_pipeline(cfg, resume=args.resume, log=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.json:
+        write_json(args.json, report)
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("compress", help="prune, quantize, low-rank and distill a model, then emit C",
+                       description=__doc__, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import Parser, run_guarded
+
+    p = Parser(prog="pqlr-compress", description=__doc__, epilog=EPILOG,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    return run_guarded(run, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""`pqlr train`: train a float KWS model on a dataset; writes OUT/model.safetensors + .json and metrics.
+
+Under `torchrun --nproc-per-node N -m pqlr train ...` it trains data-parallel; rank 0 writes the files.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from ..errors import PqlrError
+
+DATA_HELP = ("speech_commands:PATH | folder:PATH | fsdd:PATH | kws_english[:N] | kws_chinese[:N]")
+
+
+def words_list(text: str) -> list[str]:
+    words = [w.strip() for w in text.split(",") if w.strip()]
+    if not words:
+        raise PqlrError(f"--words {text!r}: give a comma-separated list, e.g. yes,no,up")
+    return words
+
+
+def add_data_args(p) -> None:
+    """Dataset flags shared by `train` and `eval`."""
+    p.add_argument("--dataset", required=True, metavar="SPEC", help=DATA_HELP)
+    p.add_argument("--words", type=str, default=None, metavar="A,B,...",
+                   help="keywords to keep (speech_commands); the rest become _unknown_, plus _silence_")
+    p.add_argument("--holdout-speaker", default=None, metavar="NAME",
+                   help="speaker-disjoint test split: test on this speaker only (fsdd)")
+    p.add_argument("--per-class", type=int, default=None, metavar="N", help="at most N clips per class (small runs)")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the dataset split (default 0)")
+    p.add_argument("--cache-dir", default=None, help="where generated datasets are cached")
+
+
+def data_options(args) -> dict:
+    return {"spec": args.dataset, "words": words_list(args.words) if args.words else None,
+            "holdout_speaker": args.holdout_speaker, "per_class": args.per_class, "seed": args.data_seed}
+
+
+def is_main_rank() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def load_data(args, progress: bool):
+    from ..data import load_dataset
+    o = data_options(args)
+    return load_dataset(o["spec"], words=o["words"], holdout_speaker=o["holdout_speaker"], seed=o["seed"],
+                        cache_dir=args.cache_dir, per_class=o["per_class"], progress=progress and is_main_rank())
+
+
+def add_parser(sub) -> None:
+    from ..train import TrainConfig
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a float model on a KWS dataset",
+                       description="Train a float model (zoo name, checkpoint, or file.py:Class) on a keyword-"
+                                   "spotting dataset; write OUT/model.safetensors + OUT/model.json and metrics.")
+    p.add_argument("--model", required=True, metavar="NAME|CKPT|FILE.py:CLASS",
+                   help="zoo name (e.g. ds-cnn-s), a .safetensors checkpoint to fine-tune, or file.py:ClassName")
+    add_data_args(p)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--optimizer", default=d.optimizer, help="adamw | adam | sgd")
+    p.add_argument("--schedule", default=d.schedule, help="cosine | linear | constant (after linear warmup)")
+    p.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
+    p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation, shuffling, augmentation")
+    p.add_argument("--no-augment", action="store_true", help="train on clean clips (features cached once)")
+    p.add_argument("--device", default=d.device, help="cpu | cuda | cuda:N")
+    p.add_argument("--num-workers", type=int, default=d.num_workers, help="workers preparing augmented batches")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints (same settings)")
+    p.add_argument("--out", required=True, metavar="DIR", help="run folder: model.safetensors, model.json, checkpoints/")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the metrics here")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
+    p.set_defaults(func=run)
+
+
+def check_model_spec(spec: str) -> None:
+    """Fail on an unknown zoo name before any data is loaded."""
+    from ..models import MODEL_NAMES
+    if not (spec.endswith(".safetensors") or ".py:" in spec) and spec not in MODEL_NAMES:
+        raise PqlrError(f"unknown model {spec!r} (known: {', '.join(MODEL_NAMES)}, a .safetensors "
+                        "checkpoint, or path/to/file.py:ClassName)")
+
+
+def build_for(args, data, features, seed: int):
+    """The model to train: checkpoints must match the dataset's classes and the front end."""
+    from ..models import resolve_model
+    if args.model.endswith(".safetensors"):
+        from ..models import load_model
+        model, meta = load_model(args.model)
+        if meta.get("classes") not in (None, list(data.classes)):
+            raise PqlrError(f"{args.model} was trained on classes {meta['classes']}, the dataset has {data.classes}")
+        if model.config.n_classes != len(data.classes):
+            raise PqlrError(f"{args.model} has {model.config.n_classes} outputs, the dataset {len(data.classes)} classes")
+        return model
+    return resolve_model(args.model, len(data.classes), features.shape, seed=seed)
+
+
+def run(args) -> int:
+    from ..data import FeatureConfig
+    from ..io import save_state, write_json
+    from ..models import save_model
+    from ..train import TrainConfig, evaluate, train
+    from ..train.ddp import teardown
+
+    cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+                      optimizer=args.optimizer, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
+                      label_smoothing=args.label_smoothing, augment=not args.no_augment, seed=args.seed,
+                      device=args.device, num_workers=args.num_workers)
+    progress = not args.no_progress
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise PqlrError(f"--out {out}: exists and is not a folder")
+    check_model_spec(args.model)
+    features = FeatureConfig()
+    if args.model.endswith(".safetensors"):
+        from ..io import load_state
+        meta = load_state(args.model)[1] or {}
+        features = FeatureConfig(**meta["features"]) if "features" in meta else features
+    data = load_data(args, progress)
+    model = build_for(args, data, features, args.seed)
+    try:
+        result = train(model, data, cfg, features=features, checkpoint_dir=str(out / "checkpoints"),
+                       resume=args.resume, progress=progress)
+        test = evaluate(model, data.test, features) if len(data.test) else None
+        metrics = {"accuracy": test.accuracy if test else None,
+                   "val_accuracy": None if result.accuracy != result.accuracy else result.accuracy,
+                   "loss": result.loss, "epochs": result.epochs, "seconds": round(result.seconds, 3),
+                   "test_loss": test.loss if test else None, "n_test": test.n if test else 0,
+                   "n_train": len(data.train), "n_val": len(data.val), "model": args.model,
+                   "dataset": data.name, "confusion": test.confusion if test else None}
+        if is_main_rank():
+            meta = {"classes": list(data.classes), "features": asdict(features), "train": cfg.to_dict(),
+                    "dataset": data_options(args), "metrics": metrics, "history": result.history}
+            if hasattr(model, "config"):
+                save_model(out / "model.safetensors", model, meta)
+            else:   # a user's file.py:Class model: weights + how to rebuild it
+                save_state(out / "model.safetensors", model.state_dict(), {"user_model": args.model, **meta})
+            if args.json:
+                write_json(args.json, metrics)
+            acc = "n/a" if test is None else f"{test.accuracy:.4f}"
+            print(f"trained {args.model} on {data.name} ({len(data.classes)} classes): test accuracy {acc}, "
+                  f"{result.epochs} epochs, {result.seconds:.1f} s -> {out / 'model.safetensors'}",
+                  file=sys.stdout)
+    finally:
+        teardown()
+    return 0

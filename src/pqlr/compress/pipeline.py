@@ -1,0 +1,269 @@
+"""The PQLR pipeline: an explicit list of named stages (original -> pruned -> quantized -> low-rank
+-> distilled), each a function of the run context that trains/cuts/quantizes and measures itself.
+
+Every stage is checkpointed atomically into `<out>/stages/`; `resume=True` continues after the
+last finished stage. Each stage seeds its own RNGs (seed + stage index), so a resumed run ends
+bit-identical to an uninterrupted one."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import PqlrError
+from ..io import read_json, write_json
+from ..models import model_from_config, model_stats
+from . import lowrank, prune
+from .distill import DistillConfig, distill_loss_fn
+from .quantize import QuantConfig, quantize_
+from .teacher import get_teacher
+
+FEATURE_SHAPE = (49, 10)   # FeatureConfig() default: 49 MFCC frames x 10 coefficients
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    model: str = "tinybert"
+    dataset: str = "kws_chinese"
+    words: tuple[str, ...] | None = None
+    holdout_speaker: str | None = None
+    teacher: str | None = None
+    prune: prune.PruneConfig = field(default_factory=prune.PruneConfig)
+    quant: QuantConfig = field(default_factory=lambda: QuantConfig(wbits=4, abits=8, method="lsq+"))
+    lowrank: lowrank.LowRankConfig | None = field(default_factory=lowrank.LowRankConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    epochs: int = 8                 # float training of the student (with the slimming penalty)
+    teacher_epochs: int = 8
+    prune_epochs: int = 5           # fine-tuning after the cut (article: 5)
+    qat_epochs: int = 3
+    lowrank_epochs: int = 3
+    distill_epochs: int = 3
+    batch_size: int = 64
+    lr: float = 3e-3
+    flash: int | None = None        # weight-bytes budget -> mixed precision
+    ram: int | None = None          # RAM budget -> tile streaming
+    tiles: int | None = None
+    target: str | None = None       # hardware profile for the estimate
+    seed: int = 0
+    device: str = "cpu"
+    output: str = "micro_kws.bin"
+    progress: bool = True
+
+    def __post_init__(self):
+        for f in ("epochs", "teacher_epochs", "prune_epochs", "qat_epochs", "lowrank_epochs", "distill_epochs"):
+            if getattr(self, f) < 0:
+                raise PqlrError(f"--{f.replace('_', '-')} must be >= 0, got {getattr(self, f)}")
+        if self.batch_size < 1 or self.lr <= 0:
+            raise PqlrError("batch size and learning rate must be positive")
+        _check_model_spec(self.model, "model")
+        if self.teacher:
+            _check_model_spec(self.teacher, "teacher")
+        if not str(self.output).endswith(".bin"):
+            raise PqlrError(f"--output must name a .bin file, got {self.output!r}")
+
+    @property
+    def out_dir(self) -> Path:
+        p = Path(self.output)
+        return p.with_suffix("") if p.suffix == ".bin" else p.parent / (p.name + "_out")
+
+
+def _check_model_spec(spec: str, what: str) -> None:
+    """Fail before any data is loaded: a zoo name, an existing checkpoint, or an existing file.py:Class."""
+    from ..models import MODEL_NAMES
+
+    if spec in MODEL_NAMES:
+        return
+    if spec.endswith(".safetensors") or ".py:" in spec:
+        path = spec.rpartition(":")[0] if ".py:" in spec else spec
+        if not Path(path).is_file():
+            raise PqlrError(f"--{what} {spec}: no such file")
+        return
+    raise PqlrError(f"unknown {what} {spec!r} (known: {', '.join(MODEL_NAMES)}, a .safetensors checkpoint, "
+                    "or path/to/file.py:ClassName)")
+
+
+@dataclass
+class Context:
+    """What the stages share: data, the current float model, its quantized twin, the teacher."""
+    cfg: PipelineConfig
+    data: object
+    model: nn.Module | None = None
+    qmodel: nn.Module | None = None
+    teacher: nn.Module | None = None
+    notes: list[str] = field(default_factory=list)
+    stage_info: dict = field(default_factory=dict)
+    qmodel_cfg: QuantConfig | None = None
+
+
+Stage = Callable[[Context], dict]
+
+
+# ------------------------------------------------------------------ training helpers
+def _train(ctx: Context, model: nn.Module, epochs: int, *, extra_loss=None, label: str = "") -> dict:
+    from ..train import TrainConfig, train
+
+    if epochs == 0:
+        return {"epochs": 0}
+    loss_fn = distill_loss_fn(ctx.teacher, ctx.cfg.distill) if ctx.teacher is not None else None
+    tc = TrainConfig(epochs=epochs, batch_size=ctx.cfg.batch_size, lr=ctx.cfg.lr, seed=ctx.cfg.seed,
+                     device=ctx.cfg.device)
+    res = train(model, ctx.data, tc, loss_fn=loss_fn, extra_loss=extra_loss, progress=ctx.cfg.progress,
+                desc=label)
+    return {"epochs": epochs, "val_accuracy": res.accuracy, "seconds": res.seconds}
+
+
+def _accuracy(ctx: Context, model: nn.Module) -> float:
+    from ..train import evaluate
+
+    return float(evaluate(model, ctx.data.test).accuracy)
+
+
+def _calib_batches(ctx: Context, n: int):
+    from ..train import calibration_batches
+
+    return calibration_batches(ctx.data.train, n, seed=ctx.cfg.seed, batch_size=ctx.cfg.batch_size)
+
+
+def _quantize(ctx: Context, float_model: nn.Module, epochs: int, label: str) -> nn.Module:
+    import copy
+
+    qcfg = _quant_cfg(ctx, float_model)
+    q = quantize_(copy.deepcopy(float_model), qcfg, step="prepare", calib=_calib_batches(ctx, qcfg.calib))
+    ctx.qmodel_cfg = qcfg
+    if ctx.cfg.quant.method != "ptq":
+        ctx.stage_info.setdefault("train", {})[label] = _train(ctx, q, epochs, label=label)
+    return q
+
+
+def _quant_cfg(ctx: Context, model: nn.Module) -> QuantConfig:
+    if ctx.cfg.flash is None:
+        return ctx.cfg.quant
+    from .mixed import MixedConfig, choose_for_budget
+
+    bits, table = choose_for_budget(model, ctx.cfg.quant, MixedConfig(flash=ctx.cfg.flash),
+                                    _calib_batches(ctx, min(ctx.cfg.quant.calib, 64)))
+    ctx.stage_info["mixed_precision"] = table
+    return replace(ctx.cfg.quant, per_layer_wbits=bits)
+
+
+def _float_weight_bytes(model: nn.Module) -> int:
+    return 4 * sum(p.numel() for p in model.parameters())
+
+
+# ------------------------------------------------------------------ the stages
+def stage_original(ctx: Context) -> dict:
+    """Train the student in float, with the slimming penalty (network slimming's sparsity training)."""
+    from ..models import resolve_model
+
+    cfg = ctx.cfg
+    ctx.model = resolve_model(cfg.model, len(ctx.data.classes), seed=cfg.seed)
+    penalty = (lambda m: prune.slimming_penalty(m, cfg.prune)) if cfg.prune.method == "structured" and cfg.prune.sparse > 0 else None
+    ctx.stage_info["train"] = _train(ctx, ctx.model, cfg.epochs, extra_loss=penalty, label="train")
+    return _float_row(ctx, ctx.model)
+
+
+def stage_pruned(ctx: Context) -> dict:
+    cfg = ctx.cfg
+    if cfg.prune.sparse > 0:
+        ctx.model, summary = prune.apply(ctx.model, cfg.prune)
+        ctx.stage_info["prune"] = summary
+        ctx.stage_info["train"] = _train(ctx, ctx.model, cfg.prune_epochs, label="prune fine-tune")
+    else:
+        ctx.notes.append("pruning skipped (--sparse 0)")
+    return _float_row(ctx, ctx.model)
+
+
+def stage_quantized(ctx: Context) -> dict:
+    ctx.qmodel = _quantize(ctx, ctx.model, ctx.cfg.qat_epochs, "QAT")
+    return _quant_row(ctx, ctx.qmodel)
+
+
+def stage_lowrank(ctx: Context) -> dict:
+    if ctx.cfg.lowrank is None:
+        ctx.notes.append("low-rank skipped (no --rank)")
+        return _quant_row(ctx, ctx.qmodel)
+    import copy
+
+    fm, summary = lowrank.apply(copy.deepcopy(ctx.model), ctx.cfg.lowrank)
+    ctx.stage_info["lowrank"] = summary
+    skipped = [r["layer"] for r in summary if r["action"] == "skipped"]
+    if skipped:
+        ctx.notes.append(f"low-rank r={ctx.cfg.lowrank.rank}: skipped {', '.join(skipped)} (factors would not save bytes)")
+    ctx.model = fm
+    ctx.qmodel = _quantize(ctx, fm, ctx.cfg.lowrank_epochs, "low-rank QAT")
+    return _quant_row(ctx, ctx.qmodel)
+
+
+def stage_distilled(ctx: Context) -> dict:
+    if ctx.teacher is None:
+        ctx.notes.append("distillation skipped (no --teacher): the distilled row repeats the low-rank one")
+    else:
+        ctx.stage_info["train"] = _train(ctx, ctx.qmodel, ctx.cfg.distill_epochs, label="distill")
+    return _quant_row(ctx, ctx.qmodel)
+
+
+STAGES: list[tuple[str, Stage]] = [
+    ("original", stage_original),
+    ("pruned", stage_pruned),
+    ("quantized", stage_quantized),
+    ("low-rank", stage_lowrank),
+    ("distilled", stage_distilled),
+]
+
+
+# ------------------------------------------------------------------ measuring a stage
+def _float_row(ctx: Context, model: nn.Module) -> dict:
+    s = model_stats(model, (1, *FEATURE_SHAPE))
+    return {"accuracy": _accuracy(ctx, model), "weight_bytes": _float_weight_bytes(model),
+            "activation_bytes": 4 * 2 * s["peak_activation_elems"], "activation_source": "estimate: 2 x largest fp32 tensor",
+            "code_bytes": None, "macs": s["macs"], "params": s["params"]}
+
+
+def _quant_row(ctx: Context, qmodel: nn.Module) -> dict:
+    from .measure import measure_quantized
+
+    return {"accuracy": _accuracy(ctx, qmodel), **measure_quantized(qmodel, ctx)}
+
+
+# ------------------------------------------------------------------ running it
+def run_pipeline(cfg: PipelineConfig, *, resume: bool = False, log: Callable[[str], None] = print) -> dict:
+    """Run every stage (or continue after the last finished one) and return the report dict."""
+    from ..data import load_dataset
+    from .checkpoint import load_stage, save_stage
+    from .report import build_report
+
+    t0 = time.time()
+    data = load_dataset(cfg.dataset, words=list(cfg.words) if cfg.words else None,
+                        holdout_speaker=cfg.holdout_speaker, seed=cfg.seed, progress=cfg.progress)
+    log(f"data: {data.name}, {len(data.classes)} classes, train/val/test = "
+        f"{len(data.train)}/{len(data.val)}/{len(data.test)}")
+    ctx = Context(cfg, data)
+    teacher_row = None
+    if cfg.teacher:
+        ctx.teacher, teacher_row = get_teacher(cfg, data, log=log)
+    stage_dir = cfg.out_dir / "stages"
+    rows: list[dict] = []
+    for i, (name, fn) in enumerate(STAGES):
+        if resume:
+            row = load_stage(stage_dir, name, ctx)
+            if row is not None:
+                log(f"[{name}] restored from {stage_dir} (finished before)")
+                rows.append(row)
+                continue
+            resume = False      # stages after the first unfinished one are all re-run
+        torch.manual_seed(cfg.seed + 1000 * (i + 1))
+        ctx.stage_info = {}
+        t = time.time()
+        log(f"[{name}] running")
+        row = fn(ctx)
+        row = {"name": name, **row, "seconds": round(time.time() - t, 1), "details": ctx.stage_info}
+        save_stage(stage_dir, name, ctx, row)
+        log(f"[{name}] accuracy {100 * row['accuracy']:.2f}%  weights {row['weight_bytes']:,} B  "
+            f"({row['seconds']:.0f} s)")
+        rows.append(row)
+    return build_report(cfg, ctx, rows, teacher_row, seconds=time.time() - t0, log=log)

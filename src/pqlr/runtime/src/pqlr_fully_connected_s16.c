@@ -1,0 +1,32 @@
+/* pqlr_fully_connected_s16.c: reference fully connected layer applied to each of `rows` int16 rows
+ * (tokens): (rows, in_features) -> (rows, out_features), 8/4/2/1-bit packed weights.
+ * Oracle: pqlr.ir.ops_nn fully_connected. Plain loops, not performant by design. */
+#include "pqlr_nn.h"
+
+pqlr_status pqlr_fully_connected_s16(const pqlr_fully_connected_params *p, const int16_t *input,
+                                    const int8_t *weights, const int32_t *bias,
+                                    const int32_t *multiplier, const int32_t *shift, int16_t *output)
+{
+    if (!p || !input || !weights || !multiplier || !shift || !output)
+        return PQLR_ERR_ARG;
+    if (p->rows < 1 || p->in_features < 1 || p->out_features < 1 || !pqlr_wbits_ok(p->wbits) ||
+        (p->n_quant != 1 && p->n_quant != p->out_features) ||
+        p->ch_begin < 0 || p->ch_begin >= p->ch_end || p->ch_end > p->out_features ||
+        p->act_min < INT16_MIN || p->act_min > p->act_max || p->act_max > INT16_MAX ||
+        !pqlr_quant_arrays_ok(multiplier, shift, p->n_quant, p->ch_begin, p->ch_end))
+        return PQLR_ERR_ARG;
+    const int32_t row_bytes = pqlr_packed_row_bytes(p->in_features, p->wbits);
+    for (int32_t t = 0; t < p->rows; t++) {
+        const int16_t *x = input + t * p->in_features;
+        for (int32_t c = p->ch_begin; c < p->ch_end; c++) {
+            const int8_t *row = weights + (c - p->ch_begin) * row_bytes;
+            int32_t acc = bias ? bias[c] : 0;
+            for (int32_t i = 0; i < p->in_features; i++)
+                acc += ((int32_t)x[i] - p->in_zp) * pqlr_weight_get(row, i, p->wbits);
+            const int32_t q = p->n_quant == 1 ? 0 : c;
+            output[t * p->out_features + c] = (int16_t)pqlr_requantize_out(
+                acc, multiplier[q], shift[q], p->out_zp, p->act_min, p->act_max);
+        }
+    }
+    return PQLR_OK;
+}

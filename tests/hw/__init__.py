@@ -1,0 +1,1 @@
+"""Tests for pqlr.hw: emulated targets, profiles, estimates."""
