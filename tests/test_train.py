@@ -23,6 +23,7 @@ from pqlr.train.loop import lr_factor
 
 FREQS = (300.0, 900.0, 2200.0)   # Hz: one tone per class
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Tiny tensors: one intra-op thread is as fast, and never oversubscribes a busy machine."""
@@ -30,7 +31,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
 
 
 def toy_dataset(n: int, seed: int) -> AudioDataset:

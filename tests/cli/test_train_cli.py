@@ -16,6 +16,7 @@ from pqlr.models import build_model, model_stats
 
 FREQS = {"high": 2200.0, "low": 300.0, "mid": 900.0}   # Hz, one tone per word
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Tiny tensors: one intra-op thread is as fast, and never oversubscribes a busy machine."""
@@ -23,7 +24,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
 
 
 @pytest.fixture(scope="module")

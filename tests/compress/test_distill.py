@@ -19,6 +19,7 @@ S = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])     # student logits (B=2,
 T_ = torch.tensor([[1.0, 1.5, -0.5], [-1.0, 2.0, 0.0]])   # teacher logits
 Y = torch.tensor([0, 2])
 
+
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
     """Tiny tensors: one intra-op thread is as fast, and never oversubscribes a busy machine."""
@@ -26,7 +27,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
 
 
 def softmax(z):

@@ -116,7 +116,8 @@ def test_bad_specs(tmp_path):
 
 def test_bad_folders(tmp_path):
     root = tmp_path / "sc"
-    write_tone(root / "yes" / "a_nohash_0.wav")
+    for spk in "acd":
+        write_tone(root / "yes" / f"{spk}_nohash_0.wav")
     (root / "no").mkdir()
     with pytest.raises(PqlrError, match=r"class folder .*no has no .wav files"):
         load_dataset(f"speech_commands:{root}", progress=False)

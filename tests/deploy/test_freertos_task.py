@@ -5,6 +5,7 @@ the queue; detections must match a Python replay of the same integer pipeline ho
 per burst while it is in the window, never on silence, and the task must fit its declared stack."""
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 from pathlib import Path
@@ -16,7 +17,7 @@ from pqlr.data.features import FeatureConfig, features_numpy
 from pqlr.deploy.frontend import FRONTEND_DIR, FRONTEND_SOURCES, FrontendQuant, c_features, frontend_header
 from pqlr.io import write_text
 from pqlr.primitives import choose_act_qparams, quantize_multiplier, requantize
-from pqlr.runtime.build import compile_c
+from pqlr.runtime.build import cache_dir, compile_c
 
 SR = 16000
 CFG = FeatureConfig()
@@ -91,10 +92,13 @@ def weights_header(model):
             f"static const int32_t tiny_bias[2] = {{{model['b'][0]}, {model['b'][1]}}};\n")
 
 
-def build(model, tmp: Path, sanitize: bool) -> Path:
-    gen = tmp / ("gen-asan" if sanitize else "gen")
-    write_text(gen / "pqlr_frontend_tables.h", frontend_header(CFG, model["quant"]))
-    write_text(gen / "model_weights.h", weights_header(model))
+def build(model, sanitize: bool) -> Path:
+    """Compile the harness (cached: the generated headers go to a folder named by their content)."""
+    tables, weights = frontend_header(CFG, model["quant"]), weights_header(model)
+    gen = cache_dir() / f"kws-gen-{hashlib.sha256((tables + weights).encode()).hexdigest()[:16]}"
+    if not (gen / "model_weights.h").exists():
+        write_text(gen / "pqlr_frontend_tables.h", tables)
+        write_text(gen / "model_weights.h", weights)
     defines = [f"-DKWS_INFER_EVERY_HOPS={K}", f"-DKWS_SMOOTH_COUNT={M}", f"-DKWS_THRESHOLD={THRESHOLD}",
                f"-DKWS_REFRACTORY_HOPS={REFRACTORY}", "-pthread"]
     if sanitize:   # sanitizer frames are several times larger than real ones: give the check room
@@ -146,7 +150,7 @@ BURSTS = ((1.3, 1000.0, 0.3), (3.9, 800.0, 0.1))
 
 @pytest.mark.parametrize("sanitize", [False, True], ids=["O2", "asan"])
 def test_task_detects_each_burst_once_and_matches_replay(model, tmp_path, sanitize):
-    exe = build(model, tmp_path, sanitize)
+    exe = build(model, sanitize)
     pcm = stream(1, 6.0, BURSTS)
     res = run(exe, pcm, tmp_path)
     n_hops = len(pcm) // CFG.hop_length
@@ -165,7 +169,7 @@ def test_task_detects_each_burst_once_and_matches_replay(model, tmp_path, saniti
 
 @pytest.mark.parametrize("level", [0.0, 3e-5, 1e-3])
 def test_task_never_fires_on_silence(model, tmp_path, level):
-    exe = build(model, tmp_path, sanitize=False)
+    exe = build(model, sanitize=False)
     pcm = stream(2, 4.0, level=level)
     res = run(exe, pcm, tmp_path)
     assert res["detect"] == [] and res["stats"][2] == 0

@@ -18,15 +18,15 @@ static StaticTask_t tcb_a, tcb_b;
 static StackType_t stack_a[4096], stack_b[8192];   /* roomy: the test also runs under ASan */
 static StaticSemaphore_t sem_buf, mutex_buf, count_buf, done_buf;
 static SemaphoreHandle_t done;
-static volatile uint32_t received, waited;
+static volatile uint32_t received;
+static volatile TickType_t received_at;
 
 static void consumer(void *arg)
 {
     (void)arg;
-    TickType_t t = xTaskGetTickCount();
     uint32_t v = 0;
     if (xQueueReceive(q, &v, portMAX_DELAY) == pdPASS) received = v;   /* blocks until main sends */
-    waited = xTaskGetTickCount() - t;
+    received_at = xTaskGetTickCount();
     xSemaphoreGive(done);
     for (;;) vTaskDelay(1000);                   /* deleted by main while blocked */
 }
@@ -69,10 +69,12 @@ int main(void)
     TaskHandle_t a = xTaskCreateStatic(consumer, "consumer", 4096, NULL, 2, stack_a, &tcb_a);
     CHECK(a != NULL);
     vTaskDelay(pdMS_TO_TICKS(40));
+    CHECK(received == 0);                                            /* still blocked */
     v = 77;
+    TickType_t sent_at = xTaskGetTickCount();
     CHECK(xQueueSend(q, &v, portMAX_DELAY) == pdPASS);
     CHECK(xSemaphoreTake(done, pdMS_TO_TICKS(5000)) == pdPASS);
-    CHECK(received == 77 && waited >= 40);
+    CHECK(received == 77 && received_at >= sent_at);
     CHECK(uxTaskGetStackHighWaterMark(a) > 0);
     vTaskDelete(a);
 

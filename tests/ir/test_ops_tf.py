@@ -19,11 +19,11 @@ from pqlr.ir.graph import Graph, Node, Tensor
 from pqlr.ir.ops import OPS
 from pqlr.primitives import dequantize, quantize_act
 
-from cdriver import c_array, call, load_library, run_program, write_source
+from cdriver import c_array, call, load_library, run_program, runtime_paths, write_source
 
 SOURCES = [f"pqlr_{op}_s8.c" for op in ("matmul", "softmax", "layernorm", "lut", "transpose",
                                          "reshape", "concat", "pos_add")] + \
-          [f"pqlr_{op}_s16.c" for op in ("softmax", "layernorm", "lut")]
+          [f"pqlr_{op}_s16.c" for op in ("matmul", "softmax", "layernorm", "lut", "transpose", "concat", "pos_add")]
 DT = {"s8": np.int8, "s16": np.int16}
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -59,10 +59,10 @@ def run_c(node: Node, graph: Graph, sample: list[np.ndarray]) -> np.ndarray:
     x = [np.ascontiguousarray(a, dtype=DT[t_out.dtype]) for a in sample]
     pr = {k: np.ascontiguousarray(v) for k, v in node.params.items()}
     if node.op == "reshape":
-        status = call(lib(), "pqlr_reshape_s8", ctypes.c_int32(x[0].size), x[0], out)
+        status = call(lib(), "pqlr_reshape_s8", ctypes.c_int32(x[0].nbytes), x[0], out)
     elif node.op == "concat":
         ptrs = (ctypes.c_void_p * len(x))(*[a.ctypes.data for a in x])
-        status = call(lib(), "pqlr_concat_s8", c_struct("concat", T.STRUCTS["concat"](node, graph)), ptrs, out)
+        status = call(lib(), f"pqlr_concat_{t_out.dtype}", c_struct("concat", T.STRUCTS["concat"](node, graph)), ptrs, out)
     else:
         p = c_struct(node.op, T.STRUCTS[node.op](node, graph))
         arrays = {"matmul": [], "softmax": ["table"], "lut": ["table"], "pos_add": ["table"], "transpose": [],
@@ -86,7 +86,9 @@ def graph_of(node: Node, tensors: list[Tensor]) -> Graph:
     return g
 
 
-def ints(rng, shape, lo=-128, hi=127, n=2, dtype=np.int8):
+def ints(rng, shape, lo=None, hi=None, n=2, dtype=np.int8):
+    lo = int(np.iinfo(dtype).min) if lo is None else lo
+    hi = int(np.iinfo(dtype).max) if hi is None else hi
     return rng.integers(lo, hi + 1, size=(n, *shape)).astype(dtype)
 
 
@@ -105,25 +107,27 @@ seeds = st.integers(0, 2**32 - 1)
 
 
 # ---------------------------------------------------------------- matmul
-def matmul_case(seed, heads, m, k, p, rank3, real):
+def matmul_case(seed, heads, m, k, p, rank3, real, dtype="s8"):
     rng = np.random.default_rng(seed)
-    zp = rng.integers(-128, 128, 3)
+    zp = rng.integers(-128, 128, 3) * (dtype == "s8")
     a_shape, b_shape, o_shape = ((heads, m, k), (heads, k, p), (heads, m, p)) if rank3 else ((m, k), (k, p), (m, p))
-    ts = [Tensor("a", a_shape, zero_point=int(zp[0])), Tensor("b", b_shape, zero_point=int(zp[1])),
-          Tensor("o", o_shape, zero_point=int(zp[2]))]
+    bits = 8 if dtype == "s8" else 16
+    ts = [Tensor("a", a_shape, dtype, bits, zero_point=int(zp[0])), Tensor("b", b_shape, dtype, bits, zero_point=int(zp[1])),
+          Tensor("o", o_shape, dtype, bits, zero_point=int(zp[2]))]
     mult, shift = T.quantize_multiplier(real)
-    lo = int(rng.integers(-128, 0))
+    lo = int(rng.integers(T.STORAGE[dtype][0], 0))
     node = Node("mm", "matmul", ["a", "b"], ["o"], attrs={"multiplier": mult, "shift": shift, "act_min": lo})
     return node, graph_of(node, ts), rng
 
 
 @SETTINGS
 @given(seeds, st.integers(1, 6), st.integers(1, 7), st.integers(1, 33), st.integers(1, 7), st.booleans(),
-       st.floats(1e-7, 2.0), st.booleans())
-def test_matmul_bit_exact(seed, heads, m, k, p, rank3, real, ext):
-    node, g, rng = matmul_case(seed, heads, m, k, p, rank3, real)
+       st.floats(1e-12, 2.0), st.booleans(), st.sampled_from(["s8", "s16"]))
+def test_matmul_bit_exact(seed, heads, m, k, p, rank3, real, ext, dtype):
+    node, g, rng = matmul_case(seed, heads, m, k, p, rank3, real, dtype)
     a, b = (g.tensor(t).shape for t in ("a", "b"))
-    batch = [extreme(rng, a), extreme(rng, b)] if ext else [ints(rng, a), ints(rng, b)]
+    dt = DT[dtype]
+    batch = [extreme(rng, a, dtype=dt), extreme(rng, b, dtype=dt)] if ext else [ints(rng, a, dtype=dt), ints(rng, b, dtype=dt)]
     check_bit_exact(node, g, batch)
 
 
@@ -133,6 +137,19 @@ def test_matmul_max_accumulator():
     g.tensor("a").zero_point, g.tensor("b").zero_point = 127, 127
     want = check_bit_exact(node, g, [np.full((1, 2, 3, 1024), -128, np.int8), np.full((1, 2, 1024, 2), -128, np.int8)])
     assert np.all(want == 127)
+    # s16: 2^14 products of (-32768)^2 = 2^44 in the int64 accumulator; the two-part requantize is exact
+    node, g, rng = matmul_case(0, 1, 1, 2**14, 2, False, 2.0**-30, "s16")
+    x = np.full((1, 1, 2**14), -32768, np.int16)
+    want = check_bit_exact(node, g, [x, np.repeat(x.reshape(1, 2**14, 1), 2, axis=2)])
+    assert np.all(want == 2**14)
+
+
+@SETTINGS
+@given(st.lists(st.integers(-(2**47), 2**47), min_size=1, max_size=20), st.integers(2**30, 2**31 - 1), st.integers(24, 62))
+def test_wide_requantize_is_exact(accs, m, n):
+    """The s16 matmul's two-part requantize equals (acc m + 2^(n-1)) >> n in unbounded integers."""
+    got = T._requantize_wide(np.array(accs, np.int64), m, n)
+    assert got.tolist() == [(a * m + (1 << (n - 1))) >> n for a in accs]
 
 
 # ---------------------------------------------------------------- softmax
@@ -252,14 +269,14 @@ def test_gelu_close_to_float():
 
 # ---------------------------------------------------------------- transpose, reshape, concat
 @SETTINGS
-@given(seeds, st.lists(st.integers(1, 6), min_size=1, max_size=4), st.data())
-def test_transpose_bit_exact(seed, shape, data):
+@given(seeds, st.lists(st.integers(1, 6), min_size=1, max_size=4), st.sampled_from(["s8", "s16"]), st.data())
+def test_transpose_bit_exact(seed, shape, dtype, data):
     perm = tuple(data.draw(st.permutations(range(len(shape)))))
     rng = np.random.default_rng(seed)
-    ts = [Tensor("x", tuple(shape), scale=0.1, zero_point=3),
-          Tensor("y", tuple(shape[a] for a in perm), scale=0.1, zero_point=3)]
+    zp, bits = (3, 8) if dtype == "s8" else (0, 16)
+    ts = [Tensor("x", tuple(shape), dtype, bits, 0.1, zp), Tensor("y", tuple(shape[a] for a in perm), dtype, bits, 0.1, zp)]
     node = Node("tr", "transpose", ["x"], ["y"], attrs={"perm": perm})
-    check_bit_exact(node, graph_of(node, ts), [ints(rng, tuple(shape))])
+    check_bit_exact(node, graph_of(node, ts), [ints(rng, tuple(shape), dtype=DT[dtype])])
 
 
 def test_transpose_heads_and_reshape():
@@ -277,34 +294,40 @@ def test_transpose_heads_and_reshape():
 
 
 @SETTINGS
-@given(seeds, st.lists(st.integers(1, 5), min_size=1, max_size=3), st.integers(1, 8), st.data())
-def test_concat_bit_exact(seed, shape, n_in, data):
+@given(seeds, st.lists(st.integers(1, 5), min_size=1, max_size=3), st.integers(1, 8), st.sampled_from(["s8", "s16"]),
+       st.data())
+def test_concat_bit_exact(seed, shape, n_in, dtype, data):
     axis = data.draw(st.integers(-len(shape), len(shape) - 1))
     sizes = data.draw(st.lists(st.integers(0, 4), min_size=n_in, max_size=n_in).filter(lambda s: sum(s) > 0))
     rng = np.random.default_rng(seed)
     ax = axis % len(shape)
     shapes = [tuple(shape[:ax]) + (s,) + tuple(shape[ax + 1:]) for s in sizes]
     out_shape = tuple(shape[:ax]) + (sum(sizes),) + tuple(shape[ax + 1:])
-    ts = [Tensor(f"x{i}", s, scale=0.2, zero_point=-5) for i, s in enumerate(shapes)]
-    ts.append(Tensor("y", out_shape, scale=0.2, zero_point=-5))
+    zp, bits = (-5, 8) if dtype == "s8" else (0, 16)
+    ts = [Tensor(f"x{i}", s, dtype, bits, 0.2, zp) for i, s in enumerate(shapes)]
+    ts.append(Tensor("y", out_shape, dtype, bits, 0.2, zp))
     node = Node("cat", "concat", [t.name for t in ts[:-1]], ["y"], attrs={"axis": axis})
-    check_bit_exact(node, graph_of(node, ts), [ints(rng, s) for s in shapes])
+    check_bit_exact(node, graph_of(node, ts), [ints(rng, s, dtype=DT[dtype]) for s in shapes])
 
 
 # ---------------------------------------------------------------- pos_add
-def pos_add_case(seed, t, c, s_x, zp_x, s_t, zp_t, s_out, zp_out):
+def pos_add_case(seed, t, c, s_x, zp_x, s_t, zp_t, s_out, zp_out, dtype="s8"):
     rng = np.random.default_rng(seed)
-    x, y = Tensor("x", (t, c), scale=s_x, zero_point=zp_x), Tensor("y", (t, c), scale=s_out, zero_point=zp_out)
-    attrs = T.pos_add_attrs(x, s_t, zp_t, y)
-    node = Node("pos", "pos_add", ["x"], ["y"], attrs=attrs, params={"table": ints(rng, (t, c), n=1)[0]})
+    bits, keep = (8, 1) if dtype == "s8" else (16, 0)          # s16: zero points 0
+    x = Tensor("x", (t, c), dtype, bits, s_x, zp_x * keep)
+    y = Tensor("y", (t, c), dtype, bits, s_out, zp_out * keep)
+    attrs = T.pos_add_attrs(x, s_t, zp_t * keep, y)
+    node = Node("pos", "pos_add", ["x"], ["y"], attrs=attrs, params={"table": ints(rng, (t, c), n=1, dtype=DT[dtype])[0]})
     return node, graph_of(node, [x, y]), rng
 
 
 @SETTINGS
-@given(seeds, st.integers(1, 50), st.integers(1, 20), scales, zps, scales, zps, scales, zps, st.booleans())
-def test_pos_add_bit_exact(seed, t, c, s_x, zp_x, s_t, zp_t, s_out, zp_out, ext):
-    node, g, rng = pos_add_case(seed, t, c, s_x, zp_x, s_t, zp_t, s_out, zp_out)
-    check_bit_exact(node, g, [extreme(rng, (t, c)) if ext else ints(rng, (t, c))])
+@given(seeds, st.integers(1, 50), st.integers(1, 20), scales, zps, scales, zps, scales, zps, st.booleans(),
+       st.sampled_from(["s8", "s16"]))
+def test_pos_add_bit_exact(seed, t, c, s_x, zp_x, s_t, zp_t, s_out, zp_out, ext, dtype):
+    node, g, rng = pos_add_case(seed, t, c, s_x, zp_x, s_t, zp_t, s_out, zp_out, dtype)
+    dt = DT[dtype]
+    check_bit_exact(node, g, [extreme(rng, (t, c), dtype=dt) if ext else ints(rng, (t, c), dtype=dt)])
 
 
 def test_pos_add_close_to_float():
@@ -477,6 +500,19 @@ def driver_cases():
     ts = [Tensor("x", (5, 7), "s16", 16, 1e-3, 0), Tensor("y", (5, 7), "s16", 16, 5e-4, 0)]
     node = Node("gelu16", "lut", ["x"], ["y"], params={"table": T.gelu_table(1e-3, 0, 5e-4, 0, bits=16)})
     cases.append((node, graph_of(node, ts), [ints(rng, (5, 7), -32768, 32767, n=1, dtype=np.int16)]))
+    node, g, _ = matmul_case(2, 2, 3, 50, 4, True, 3e-9, "s16")
+    cases.append((node, g, [ints(rng, (2, 3, 50), n=1, dtype=np.int16), ints(rng, (2, 50, 4), n=1, dtype=np.int16)]))
+    node = Node("tr16", "transpose", ["x"], ["y"], attrs={"perm": (1, 0)})
+    ts = [Tensor("x", (3, 5), "s16", 16), Tensor("y", (5, 3), "s16", 16)]
+    cases.append((node, graph_of(node, ts), [ints(rng, (3, 5), n=1, dtype=np.int16)]))
+    node = Node("rs16", "reshape", ["x"], ["y"])
+    ts = [Tensor("x", (3, 5), "s16", 16), Tensor("y", (15,), "s16", 16)]
+    cases.append((node, graph_of(node, ts), [ints(rng, (3, 5), n=1, dtype=np.int16)]))
+    node = Node("cat16", "concat", ["a", "b"], ["y"], attrs={"axis": 0})
+    ts = [Tensor("a", (2, 3), "s16", 16), Tensor("b", (1, 3), "s16", 16), Tensor("y", (3, 3), "s16", 16)]
+    cases.append((node, graph_of(node, ts), [ints(rng, t.shape, n=1, dtype=np.int16) for t in ts[:2]]))
+    node, g, _ = pos_add_case(10, 7, 6, 1e-3, 0, 2e-3, 0, 1.5e-3, 0, "s16")
+    cases.append((node, g, [extreme(rng, (7, 6), n=1, dtype=np.int16)]))
     return cases
 
 
@@ -508,3 +544,72 @@ def test_sanitized_driver_runs_all_kernels():
     proc = run_program(src, SOURCES, name="tf_driver")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"checked {n}" in proc.stdout
+
+
+# ---------------------------------------------------------------- the same kernels on RV32IMAC / Cortex-M4
+def _have_target(target: str) -> bool:
+    import shutil
+
+    from pqlr.hw import toolchains
+
+    tc = toolchains.TOOLCHAINS[target]
+    return all(shutil.which(t) for t in (tc.cc, *tc.emulator[:1]))
+
+
+def mcu_model(cases) -> tuple[str, str, int, int]:
+    """model.h / model.c whose pqlr_invoke runs every case's c_call on its slice of the input bytes
+    and writes the outputs back to back; returns (model_h, model_c, input_bytes, output_bytes)."""
+    decls, body, n_in, n_out = [], [], 0, 0
+    for i, (node, g, batch) in enumerate(cases):
+        ct = "int16_t" if batch[0].dtype == np.int16 else "int8_t"
+        symbols = {}
+        for k, v in node.params.items():
+            decls.append(c_array(f"p{i}_{k}", np.asarray(v)))
+            symbols[k] = f"p{i}_{k}"
+        ins = []
+        for j, a in enumerate(batch):
+            decls.append(f"static {ct} in{i}_{j}[{a[0].size}];")
+            body.append(f"    for (int k = 0; k < {a[0].nbytes}; k++) ((uint8_t *)in{i}_{j})[k] = (uint8_t)input[{n_in} + k];")
+            ins.append(f"in{i}_{j}")
+            n_in += a[0].nbytes
+        t_out = g.tensor(node.outputs[0])
+        nbytes = t_out.nbytes
+        decls.append(f"static {ct} out{i}[{t_out.size}];")
+        body.append(f"    PQLR_LAYER_BEGIN({i});\n    " + OPS[node.op].c_call(node, g, ins, f"out{i}", symbols)
+                    .replace("\n", "\n    ") + f"\n    PQLR_LAYER_END({i});")
+        body.append(f"    for (int k = 0; k < {nbytes}; k++) output[{n_out} + k] = (int8_t)((uint8_t *)out{i})[k];")
+        n_out += nbytes
+    model_h = (f"#ifndef TF_MODEL_H\n#define TF_MODEL_H\n#include <stdint.h>\n#include \"pqlr_types.h\"\n"
+               f"#define PQLR_INPUT_BYTES {n_in}\n#define PQLR_OUTPUT_BYTES {n_out}\n#define PQLR_ARENA_BYTES 4\n"
+               f"#define PQLR_NUM_LAYERS {len(cases)}\n"
+               "pqlr_status pqlr_invoke(const int8_t *input, int8_t *output, uint8_t *arena);\n#endif\n")
+    model_c = ('#include "model.h"\n#include "pqlr.h"\n#include "pqlr_profile.h"\n' + "\n".join(decls)
+               + "\npqlr_status pqlr_invoke(const int8_t *input, int8_t *output, uint8_t *arena)\n{\n"
+               "    (void)arena;\n" + "\n".join(body) + "\n    return PQLR_OK;\n}\n")
+    return model_h, model_c, n_in, n_out
+
+
+@pytest.mark.emulator
+@pytest.mark.parametrize("target", ["rv32imac", "cortex-m4"])
+def test_kernels_bit_exact_on_mcu_emulators(target, tmp_path):
+    """Every op (s8 and s16) built for the MCU and run in QEMU on 3 samples equals the oracle."""
+    if not _have_target(target):
+        pytest.skip(f"{target} toolchain or QEMU not installed")
+    from pqlr.hw.emulate import run_model
+
+    cases = driver_cases()
+    rng = np.random.default_rng(11)
+    samples = []   # per case: (3, *shape) inputs -- the driver's extremes first, then random values
+    for node, g, batch in cases:
+        samples.append([np.concatenate([b, ints(rng, b.shape[1:], n=2, dtype=b.dtype)]) for b in batch])
+    model_h, model_c, n_in, n_out = mcu_model(cases)
+    (tmp_path / "model.h").write_text(model_h)
+    (tmp_path / "model.c").write_text(model_c)
+    inputs = np.stack([np.concatenate([a[s].view(np.int8).ravel() for batch in samples for a in batch])
+                       for s in range(3)])
+    run = run_model(target, [tmp_path / "model.c", *runtime_paths(SOURCES)], [tmp_path], inputs, output_bytes=n_out)
+    want = np.stack([np.concatenate([np.ascontiguousarray(OPS[node.op].run([a[s:s + 1] for a in batch], node, g))
+                                     .view(np.int8).ravel() for (node, g, _), batch in zip(cases, samples)])
+                     for s in range(3)])
+    np.testing.assert_array_equal(run.outputs, want)
+    assert inputs.shape[1] == n_in

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import PqlrError
-from .train import add_data_args, load_data
+from .train import add_data_args, apply_threads, load_data
 
 SPLITS = ("test", "val", "train")
 
@@ -49,6 +49,7 @@ def run(args) -> int:
 
     if args.batch_size < 1:
         raise PqlrError(f"--batch-size must be >= 1, got {args.batch_size}")
+    apply_threads(args)
     model, meta, features = load_checkpoint_model(args.model)
     data = load_data(args, progress=not args.no_progress)
     classes = meta.get("classes")

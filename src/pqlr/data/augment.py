@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -73,6 +74,13 @@ def colored_noise(shape: tuple[int, int], alpha: torch.Tensor, generator: torch.
     return noise / noise.square().mean(dim=1, keepdim=True).sqrt().clamp(min=1e-12)
 
 
+@lru_cache(maxsize=4)
+def _generated_bank(sample_rate: int) -> torch.Tensor:
+    """(3, 10 s) unit-RMS white, pink and brown noise, made once per rate with a fixed seed."""
+    g = torch.Generator().manual_seed(0)
+    return colored_noise((3, 10 * sample_rate), torch.tensor([0.0, 1.0, 2.0]), g)
+
+
 class Augment:
     """Augment(cfg, sample_rate)(wave (B, T) float in [-1, 1], generator) -> (B, T) float, clipped to [-1, 1]."""
 
@@ -81,9 +89,8 @@ class Augment:
         self.sample_rate = int(sample_rate)
         if cfg.noise_dir is not None:
             bank = [torch.from_numpy(x) for x in load_noise_dir(cfg.noise_dir, self.sample_rate, self.sample_rate)]
-        else:   # 10 s each of white, pink and brown noise, made once with a fixed seed
-            g = torch.Generator().manual_seed(0)
-            bank = list(colored_noise((3, 10 * self.sample_rate), torch.tensor([0.0, 1.0, 2.0]), g))
+        else:
+            bank = list(_generated_bank(self.sample_rate))
         self._bank = torch.cat(bank)                                           # all recordings end to end
         self._starts = torch.tensor([0] + [len(x) for x in bank]).cumsum(0)[:-1]
         self._lengths = torch.tensor([len(x) for x in bank])

@@ -136,7 +136,6 @@ def load_speech_commands(root: str, *, words=None, seed=0, per_class=None, progr
         if per_class is not None and len(names) > per_class:
             names = sorted(names[i] for i in rng.permutation(len(names))[:per_class])
         entries += [(f"{d}/{n}", d, n.split("_nohash_")[0]) for n in names]
-    audio = _load_clips([os.path.join(root, rel) for rel, _, _ in entries], SAMPLE_RATE, progress, "speech_commands")
     val_list, test_list = _read_list(root, "validation_list.txt"), _read_list(root, "testing_list.txt")
     split_of = {rel: ("test" if rel in test_list else "val" if rel in val_list else "train") for rel, _, _ in entries}
     if not any(s == "val" for s in split_of.values()) or not any(s == "test" for s in split_of.values()):
@@ -155,23 +154,30 @@ def load_speech_commands(root: str, *, words=None, seed=0, per_class=None, progr
         else:
             noise = _generated_noise(seed)
             notes.append(f"no {NOISE_FOLDER}/ folder: {SILENCE} clips cut from generated white/pink/brown noise")
+    chosen = {}                                       # split -> entry indices kept
     for k, split in enumerate(("train", "val", "test")):
         idx = [i for i, (rel, _, _) in enumerate(entries) if split_of[rel] == split]
-        if words:
-            # keep `_unknown_` (and make `_silence_`) about as large as an average keyword class
+        if words:   # keep `_unknown_` (and make `_silence_`) about as large as an average keyword class
             known = [i for i in idx if labels[i] >= 2]
             unknown = [i for i in idx if labels[i] == 1]
             n_extra = max(1, int(np.ceil(len(known) / len(words))))
-            srng = np.random.default_rng([seed, k])
-            unknown = sorted(unknown[j] for j in srng.permutation(len(unknown))[:n_extra])
-            idx = known + unknown
-            sil = _silence_clips(noise, n_extra, srng)
-            ds = AudioDataset(np.concatenate([audio[idx], sil]), [labels[i] for i in idx] + [0] * n_extra,
-                              [entries[i][2] for i in idx] + [SILENCE] * n_extra,
-                              [entries[i][0] for i in idx] + [f"{SILENCE}/{split}_{j}" for j in range(n_extra)])
-        else:
-            ds = AudioDataset(audio[idx], [labels[i] for i in idx], [entries[i][2] for i in idx],
-                              [entries[i][0] for i in idx])
+            pick = np.random.default_rng([seed, k]).permutation(len(unknown))[:n_extra]
+            idx = known + sorted(unknown[j] for j in pick)
+        chosen[split] = idx
+    # read only the files kept (with words, most of the unknown ones are not)
+    keep = sorted(set().union(*chosen.values()))
+    row = {i: r for r, i in enumerate(keep)}
+    audio = _load_clips([os.path.join(root, entries[i][0]) for i in keep], SAMPLE_RATE, progress, "speech_commands")
+    for k, split in enumerate(("train", "val", "test")):
+        idx = chosen[split]
+        ds = AudioDataset(audio[[row[i] for i in idx]], [labels[i] for i in idx], [entries[i][2] for i in idx],
+                          [entries[i][0] for i in idx])
+        if words:
+            n_extra = max(1, int(np.ceil(sum(lab >= 2 for lab in ds.labels) / len(words))))
+            sil = _silence_clips(noise, n_extra, np.random.default_rng([seed, k, 1]))
+            ds = AudioDataset(np.concatenate([ds.audio, sil]), ds.labels + [0] * n_extra,
+                              ds.speakers + [SILENCE] * n_extra,
+                              ds.paths + [f"{SILENCE}/{split}_{j}" for j in range(n_extra)])
         splits[split] = ds
     info = {"source": os.path.abspath(root), "notes": notes, "seed": seed,
             "noise_dir": noise_dir if os.path.isdir(noise_dir) else None}

@@ -22,13 +22,16 @@ def build_host(pkg_dir: str | os.PathLike, sanitize: bool = False, embed_bin: bo
     pkg = Path(pkg_dir)
     if not (pkg / "src" / "model.c").is_file():
         raise PqlrError(f"{pkg}: not a PQLR package (no src/model.c)")
-    return compile_c(_sources(pkg), sanitize=sanitize, include_dirs=[pkg / "src"], name="pqlr_host",
+    return compile_c(model_sources(pkg) + [pkg / "host" / "host_main.c"], sanitize=sanitize,
+                     include_dirs=[pkg / "src"], name="pqlr_host",
                      extra_flags=["-DPQLR_EMBED_MODEL_BIN"] if embed_bin else [])
 
 
-def _sources(pkg: Path) -> list[Path]:
-    """The generated files, the kernels model.c calls, the flash hooks and the .bin reader
-    (the package's Makefile builds every file; this keeps test builds small)."""
+def model_sources(pkg_dir: str | os.PathLike) -> list[Path]:
+    """The C a model build needs: the generated files, the kernels model.c calls, the flash hooks
+    and the .bin reader (the package's Makefile builds every file; this keeps builds small).
+    Also what pqlr.hw.emulate.run_model takes for the emulated targets."""
+    pkg = Path(pkg_dir)
     model = (pkg / "src" / "model.c").read_text()
     keep = []
     for f in sorted((pkg / "src").glob("*.c")):
@@ -36,7 +39,7 @@ def _sources(pkg: Path) -> list[Path]:
         if (not s.startswith("pqlr_") or s.startswith(("pqlr_flash", "pqlr_binfmt"))
                 or re.search(rf"\b{re.escape(s)}\(", model)):
             keep.append(f)
-    return keep + [pkg / "host" / "host_main.c"]
+    return keep
 
 
 def run_host(pkg_dir: str | os.PathLike, graph: Graph, x: np.ndarray, *, sanitize: bool = False,

@@ -187,11 +187,11 @@ def _scalar_quant(node: Node, m_key: str = "multiplier", n_key: str = "shift") -
 
 
 def _channel_quant(node: Node, out_c: int) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        m = np.asarray(node.params["multiplier"]).astype(np.int64).ravel()
-        n = np.asarray(node.params["shift"]).astype(np.int64).ravel()
-    except KeyError as e:
-        raise _fail(node, f"missing param {e.args[0]!r}") from None
+    for key in ("multiplier", "shift"):
+        if key not in node.params or np.asarray(node.params[key]).dtype != np.int32:
+            raise _fail(node, f"param {key!r} must be an int32 array (deployed as int32_t)")
+    m = node.params["multiplier"].astype(np.int64).ravel()
+    n = node.params["shift"].astype(np.int64).ravel()
     if m.shape != n.shape or m.size not in (1, out_c):
         raise _fail(node, f"multiplier/shift lengths {m.size}/{n.size}; need 1 or {out_c}")
     if m.min() < 0 or m.max() > INT32_MAX or n.min() < 1 or n.max() > 62:
@@ -211,9 +211,9 @@ def _weights(node: Node, in_t: Tensor, rows: int, k: int) -> tuple[int, np.ndarr
         raise _fail(node, f"weight {packed.dtype} {packed.shape}; expected packed uint8 "
                           f"({rows}, {P.packed_row_bytes(k, wbits)}) for K={k} at {wbits} bit")
     bias = node.params.get("bias")
-    bias = np.zeros(rows, np.int64) if bias is None else np.asarray(bias).astype(np.int64).ravel()
-    if bias.shape != (rows,) or np.abs(bias).max(initial=0) > INT32_MAX:
+    if bias is not None and (np.asarray(bias).dtype != np.int32 or np.shape(bias) != (rows,)):
         raise _fail(node, f"bias must be int32 of shape ({rows},)")
+    bias = np.zeros(rows, np.int64) if bias is None else bias.astype(np.int64)
     bound = P.accumulator_bound(k, 16 if in_t.dtype == "s16" else 8, wbits)
     if int(np.abs(bias).max(initial=0)) + bound > INT32_MAX:
         raise _fail(node, f"int32 accumulator may overflow: |bias| + bound {bound} for K={k} "

@@ -58,7 +58,9 @@ SOFTMAX_MAX_LEN = 32767
 LAYERNORM_MAX_CHANNELS = {"s8": 4096, "s16": 512}   # keeps sum d^2 + C eps below 2^62
 LAYERNORM_Z_BITS = 16                                # fractional bits of z
 LUT16_KNOTS, LUT16_STEP = 513, 128                   # s16 lut: knots every 128 input steps
-POS_ADD_LEFT_SHIFT = 20
+POS_ADD_LEFT_SHIFT = {"s8": 20, "s16": 15}            # as ops_nn add
+MATMUL_MAX_K = {"s8": 33025, "s16": 65536}           # s8: K 255^2 < 2^31; s16: int64 accumulator
+MATMUL_S16_MIN_SHIFT = 24                            # s16 requantizes acc = a1 2^24 + a0 exactly
 TRANSPOSE_MAX_RANK = 4
 CONCAT_MAX_INPUTS = 8
 
@@ -164,10 +166,10 @@ def pos_add_attrs(x: Tensor, table_scale: float, table_zp: int, out: Tensor) -> 
     the ops_nn add multipliers (one formula for both ops), renamed in1 -> x, in2 -> table."""
     from .ops_nn import add_attrs   # deferred: ops_nn imports ops, which imports this module
 
-    table = Tensor("pos_table", tuple(x.shape), "s8", 8, float(table_scale), int(table_zp))
+    table = Tensor("pos_table", tuple(x.shape), x.dtype, x.bits, float(table_scale), int(table_zp))
     a = add_attrs(x, table, out)
-    if a["left_shift"] != POS_ADD_LEFT_SHIFT:
-        raise UnsupportedError(f"pos_add: left shift {a['left_shift']} (only s8, 20, is supported)")
+    if a["left_shift"] != POS_ADD_LEFT_SHIFT[x.dtype]:
+        raise UnsupportedError(f"pos_add: add left shift {a['left_shift']} differs from {POS_ADD_LEFT_SHIFT}")
     names = {"in1": "x", "in2": "table", "out": "out"}
     attrs = {f"{names[k]}_{what}": a[f"{k}_{what}"] for k in names for what in ("multiplier", "shift")}
     return {"table_scale": float(table_scale), "table_zero_point": int(table_zp), **attrs}
@@ -254,14 +256,26 @@ def _size(t: Tensor) -> int:
 
 # ---------------------------------------------------------------- matmul
 def _matmul_shapes(node: Node, graph: Graph):
-    (a, b), out = _io(node, graph, 2)
+    (a, b), out = _io(node, graph, 2, ("s8", "s16"))
     if len(a.shape) not in (2, 3) or len(b.shape) != len(a.shape):
         raise UnsupportedError(f"matmul {node.name}: inputs {a.shape} x {b.shape} must both be (M, K) or (H, M, K)")
     h = a.shape[0] if len(a.shape) == 3 else 1
     (m, k), (k2, p) = a.shape[-2:], b.shape[-2:]
-    if k != k2 or (len(a.shape) == 3 and b.shape[0] != h) or k > 33025:
-        raise UnsupportedError(f"matmul {node.name}: cannot multiply {a.shape} by {b.shape}")
+    if k != k2 or (len(a.shape) == 3 and b.shape[0] != h) or k > MATMUL_MAX_K[out.dtype]:
+        raise UnsupportedError(f"matmul {node.name}: cannot multiply {a.shape} by {b.shape} "
+                               f"(K <= {MATMUL_MAX_K[out.dtype]} for {out.dtype})")
+    if out.dtype == "s16" and _scalar(node, "multiplier") and _scalar(node, "shift", 1, 62) < MATMUL_S16_MIN_SHIFT:
+        raise UnsupportedError(f"matmul {node.name}: s16 needs a real multiplier < 128 (shift >= 24)")
     return a, b, out, (h, m, k, p)
+
+
+def _requantize_wide(acc: np.ndarray, m: int, n: int) -> np.ndarray:
+    """(acc m + 2^(n-1)) >> n for |acc| < 2^47, n >= 24, without a 64-bit overflow:
+    acc = a1 2^24 + a0 (0 <= a0 < 2^24), result = (a1 m + ((a0 m + 2^(n-1)) >> 24)) >> (n - 24)."""
+    if m == 0:                       # (0, 1): a multiplier too small to represent
+        return np.zeros_like(acc)
+    a1, a0 = acc >> 24, acc & 0xFFFFFF
+    return (a1 * m + ((a0 * m + (np.int64(1) << (n - 1))) >> 24)) >> (n - 24)
 
 
 def _matmul_run(inputs, node, graph):
@@ -270,7 +284,8 @@ def _matmul_run(inputs, node, graph):
     x = np.asarray(inputs[0], dtype=np.int64) - a.zero_point
     w = np.asarray(inputs[1], dtype=np.int64) - b.zero_point
     acc = np.matmul(x, w)                                      # (N, [H,] M, P), exact int64
-    y = requantize(acc, _scalar(node, "multiplier"), _scalar(node, "shift", 1, 62)) + out.zero_point
+    m, n = _scalar(node, "multiplier"), _scalar(node, "shift", 1, 62)
+    y = (requantize(acc, m, n) if out.dtype == "s8" else _requantize_wide(acc, m, n)) + out.zero_point
     return _finish(node, np.clip(y, lo, hi), out, len(x))
 
 
@@ -282,7 +297,8 @@ def _matmul_struct(node, graph):
 
 
 def _matmul_c(node, graph, ins, out_expr, symbols):
-    return _block("matmul", _matmul_struct(node, graph), f"{ins[0]}, {ins[1]}, {out_expr}")
+    dt = graph.tensor(node.outputs[0]).dtype
+    return _block("matmul", _matmul_struct(node, graph), f"{ins[0]}, {ins[1]}, {out_expr}", dtype=dt)
 
 
 def _matmul_macs(node, graph):
@@ -431,7 +447,7 @@ def _lut_c(node, graph, ins, out_expr, symbols):
 
 # ---------------------------------------------------------------- transpose, reshape, concat
 def _transpose_check(node, graph):
-    (x,), out = _io(node, graph, 1)
+    (x,), out = _io(node, graph, 1, ("s8", "s16"))
     _same_q(node, [x], out)
     perm = tuple(int(a) for a in node.attrs.get("perm", ()))
     if sorted(perm) != list(range(len(x.shape))) or not 1 <= len(perm) <= TRANSPOSE_MAX_RANK:
@@ -454,11 +470,12 @@ def _transpose_struct(node, graph):
 
 
 def _transpose_c(node, graph, ins, out_expr, symbols):
-    return _block("transpose", _transpose_struct(node, graph), f"{ins[0]}, {out_expr}")
+    dt = graph.tensor(node.outputs[0]).dtype
+    return _block("transpose", _transpose_struct(node, graph), f"{ins[0]}, {out_expr}", dtype=dt)
 
 
 def _reshape_check(node, graph):
-    (x,), out = _io(node, graph, 1)
+    (x,), out = _io(node, graph, 1, ("s8", "s16"))
     _same_q(node, [x], out)
     if _size(x) != _size(out):
         raise UnsupportedError(f"reshape {node.name}: {x.shape} and {out.shape} differ in size")
@@ -472,12 +489,13 @@ def _reshape_run(inputs, node, graph):
 
 
 def _reshape_c(node, graph, ins, out_expr, symbols):
-    x, _ = _reshape_check(node, graph)
-    return f"{{\n    PQLR_CHECK(pqlr_reshape_s8({_size(x)}, {ins[0]}, {out_expr}));\n}}"
+    x, _ = _reshape_check(node, graph)      # any dtype: a byte copy
+    n = _size(x) * np.dtype(STORAGE[x.dtype][2]).itemsize
+    return f"{{\n    PQLR_CHECK(pqlr_reshape_s8({n}, (const int8_t *)({ins[0]}), (int8_t *)({out_expr})));\n}}"
 
 
 def _concat_check(node, graph):
-    ins, out = _io(node, graph, None)
+    ins, out = _io(node, graph, None, ("s8", "s16"))
     _same_q(node, ins, out)
     rank = len(out.shape)
     axis = int(node.attrs.get("axis", -1))
@@ -505,7 +523,10 @@ def _concat_struct(node, graph):
 
 
 def _concat_c(node, graph, ins, out_expr, symbols):
-    return _block("concat", _concat_struct(node, graph), f"ins, {out_expr}", f"    const int8_t *const ins[] = {{{', '.join(ins)}}};\n")
+    dt = graph.tensor(node.outputs[0]).dtype
+    ct = "int8_t" if dt == "s8" else "int16_t"
+    return _block("concat", _concat_struct(node, graph), f"ins, {out_expr}",
+                  f"    const {ct} *const ins[] = {{{', '.join(ins)}}};\n", dtype=dt)
 
 
 # ---------------------------------------------------------------- pos_add
@@ -513,23 +534,23 @@ _POS_ADD_MN = ("x_multiplier", "x_shift", "table_multiplier", "table_shift", "ou
 
 
 def _pos_add_check(node, graph):
-    (x,), out = _io(node, graph, 1)
+    (x,), out = _io(node, graph, 1, ("s8", "s16"))
     if tuple(x.shape) != tuple(out.shape):
         raise UnsupportedError(f"pos_add {node.name}: shapes {x.shape} -> {out.shape} differ")
-    table = _param(node, "table", tuple(x.shape), np.int8)
+    table = _param(node, "table", tuple(x.shape), STORAGE[x.dtype][2])
     tzp = int(node.attrs.get("table_zero_point", 0))
     mn = {k: _scalar(node, k, *((1, 62) if k.endswith("shift") else ())) for k in _POS_ADD_MN}
-    if not -128 <= tzp <= 127:
-        raise UnsupportedError(f"pos_add {node.name}: table zero point {tzp} is not int8")
+    if not (-128 <= tzp <= 127 if x.dtype == "s8" else tzp == 0):
+        raise UnsupportedError(f"pos_add {node.name}: table zero point {tzp} not allowed for {x.dtype}")
     return x, out, table, tzp, mn
 
 
 def _pos_add_run(inputs, node, graph):
     x, out, table, tzp, mn = _pos_add_check(node, graph)
     lo, hi = _clamp_range(node, graph.tensor(node.outputs[0]))
-    q = np.asarray(inputs[0], dtype=np.int64)
-    a = requantize((q - x.zero_point) << POS_ADD_LEFT_SHIFT, mn["x_multiplier"], mn["x_shift"])
-    b = requantize((table.astype(np.int64) - tzp) << POS_ADD_LEFT_SHIFT, mn["table_multiplier"], mn["table_shift"])
+    q, ls = np.asarray(inputs[0], dtype=np.int64), POS_ADD_LEFT_SHIFT[x.dtype]
+    a = requantize((q - x.zero_point) << ls, mn["x_multiplier"], mn["x_shift"])
+    b = requantize((table.astype(np.int64) - tzp) << ls, mn["table_multiplier"], mn["table_shift"])
     y = requantize(a + b, mn["out_multiplier"], mn["out_shift"]) + out.zero_point
     return _finish(node, np.clip(y, lo, hi), out, len(q))
 
@@ -541,7 +562,8 @@ def _pos_add_struct(node, graph):
 
 
 def _pos_add_c(node, graph, ins, out_expr, symbols):
-    return _block("pos_add", _pos_add_struct(node, graph), f"{symbols['table']}, {ins[0]}, {out_expr}")
+    dt = graph.tensor(node.outputs[0]).dtype
+    return _block("pos_add", _pos_add_struct(node, graph), f"{symbols['table']}, {ins[0]}, {out_expr}", dtype=dt)
 
 
 def _elements(node, graph):

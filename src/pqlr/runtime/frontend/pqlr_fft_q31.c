@@ -58,8 +58,11 @@ int32_t pqlr_fft_q31(int32_t *data, uint32_t log2n, const int32_t *cos_q31, uint
             for (uint32_t a = j; a < n; a += 2 * half) {
                 const uint32_t b = a + half;
                 const int64_t br = data[2 * b], bi = data[2 * b + 1];
-                const int32_t tr = (int32_t)((br * c + bi * sn + ((int64_t)1 << 30)) >> 31);
-                const int32_t ti = (int32_t)((bi * c - br * sn + ((int64_t)1 << 30)) >> 31);
+                int32_t tr = (int32_t)br, ti = (int32_t)bi;                 /* k = 0: w = 1 exactly */
+                if (k != 0) {
+                    tr = (int32_t)((br * c + bi * sn + ((int64_t)1 << 30)) >> 31);
+                    ti = (int32_t)((bi * c - br * sn + ((int64_t)1 << 30)) >> 31);
+                }
                 const int32_t ar = data[2 * a], ai = data[2 * a + 1];
                 data[2 * a] = ar + tr;
                 data[2 * a + 1] = ai + ti;

@@ -1,6 +1,6 @@
 /* pqlr_tf.h: integer transformer kernels (matmul, softmax, layernorm, lut, transpose, reshape,
- * concat, pos_add) for int8 activations, and int16 (zero point 0, W1A16 models) variants of
- * softmax, layernorm and lut. Reference kernels: plain, obvious, not performant by design.
+ * concat, pos_add) for int8 ("s8") activations and int16 ("s16", zero point 0: W1A16 models).
+ * Reference kernels: plain, obvious, not performant by design.
  *
  * Mirrors src/pqlr/ir/ops_tf.py (the NumPy oracle); every kernel is bit-exact to it. Rounding is
  * round-half-up everywhere (pqlr_types.h). Activations are asymmetric int8, real = (q - zp) * scale.
@@ -10,6 +10,9 @@
  * matmul  out[h,i,j] = clamp(zp_out + requant(sum_k (a[h,i,k]-zp_a)(b[h,k,j]-zp_b), m, n))
  *         A (heads, m, k), B (heads, k, p), out (heads, m, p). |acc| <= k * 255^2, so k <= 33025.
  *         Q.K^T uses B = K transposed to (heads, d, T) with 1/sqrt(d) folded into the multiplier.
+ * matmul_s16  zero points 0, int64 acc (|acc| <= k 2^30, k <= 65536), shift >= 24, requantized
+ *         exactly without 64-bit overflow: acc = a1 2^24 + a0 (0 <= a0 < 2^24),
+ *         y = (a1 m + ((a0 m + 2^(n-1)) >> 24)) >> (n - 24)   [= (acc m + 2^(n-1)) >> n]
  *
  * softmax over the last axis (rows of `len`), output scale 1/256, zero point -128:
  *         d_i = max(x) - x_i in [0, 255]
@@ -51,7 +54,7 @@
  *         r = u & 127: out = table[i] + (((table[i+1] - table[i]) * r + 64) >> 7)  (linear interpolation)
  *
  * transpose  out = permute(in, perm), rank 1..4; out dims are in_dims[perm[0..rank-1]].
- * reshape    a plain copy of n bytes (the generator may alias in/out and skip it; in == out is a no-op).
+ * reshape    a plain copy of n bytes, any dtype (s16: 2 bytes per element); in == out is a no-op.
  * concat     along an axis: `outer` blocks; block o of the output is input 0's chunk o (chunk[0]
  *            elements), then input 1's chunk o, ... All inputs share the output's qparams.
  *
@@ -60,7 +63,8 @@
  *         b = requant((table - zp_t) << 20, t_mult, t_shift)
  *         out = clamp(zp_out + requant(a + b, out_mult, out_shift), act_min, act_max)
  *         x_mult/2^x_shift = s_x / (2 max(s_x, s_t)), t_mult likewise,
- *         out_mult/2^out_shift = 2 max(s_x, s_t) / (2^20 s_out).
+ *         out_mult/2^out_shift = 2 max(s_x, s_t) / (2^20 s_out).  s16: left shift 15, zero points 0.
+ * transpose_s16, concat_s16: as s8 on int16 elements.
  */
 #ifndef PQLR_TF_H
 #define PQLR_TF_H
@@ -69,6 +73,8 @@
 #include "pqlr_nn.h"   /* pqlr_requantize_out, pqlr_quant_ok: the shared 64-bit requantize + clamp */
 
 #define PQLR_POS_ADD_LEFT_SHIFT 20
+#define PQLR_POS_ADD_S16_LEFT_SHIFT 15
+#define PQLR_MATMUL_S16_MAX_K 65536
 #define PQLR_SOFTMAX_MAX_LEN 32767
 #define PQLR_LAYERNORM_MAX_CHANNELS 4096
 #define PQLR_LAYERNORM_S16_MAX_CHANNELS 512
@@ -121,6 +127,7 @@ typedef struct {
 } pqlr_pos_add_params;
 
 pqlr_status pqlr_matmul_s8(const pqlr_matmul_params *p, const int8_t *a, const int8_t *b, int8_t *out);
+pqlr_status pqlr_matmul_s16(const pqlr_matmul_params *p, const int16_t *a, const int16_t *b, int16_t *out);
 
 /* exp_table: 256 Q16 entries, exp_table[d] = round(2^16 exp(-scale_in d)), exp_table[0] = 65536. */
 pqlr_status pqlr_softmax_s8(const pqlr_softmax_params *p, const int32_t *exp_table,
@@ -146,13 +153,16 @@ pqlr_status pqlr_lut_s8(const pqlr_lut_params *p, const int8_t *table, const int
 pqlr_status pqlr_lut_s16(const pqlr_lut_params *p, const int16_t *table, const int16_t *in, int16_t *out);
 
 pqlr_status pqlr_transpose_s8(const pqlr_transpose_params *p, const int8_t *in, int8_t *out);
+pqlr_status pqlr_transpose_s16(const pqlr_transpose_params *p, const int16_t *in, int16_t *out);
 
 pqlr_status pqlr_reshape_s8(int32_t n_bytes, const int8_t *in, int8_t *out);
 
 pqlr_status pqlr_concat_s8(const pqlr_concat_params *p, const int8_t *const *inputs, int8_t *out);
+pqlr_status pqlr_concat_s16(const pqlr_concat_params *p, const int16_t *const *inputs, int16_t *out);
 
 /* table int8, same shape as x ((T, C), row-major). */
 pqlr_status pqlr_pos_add_s8(const pqlr_pos_add_params *p, const int8_t *table, const int8_t *in, int8_t *out);
+pqlr_status pqlr_pos_add_s16(const pqlr_pos_add_params *p, const int16_t *table, const int16_t *in, int16_t *out);
 
 /* ------------------------------------------------------------------ layernorm helpers (shared by s8, s16) */
 

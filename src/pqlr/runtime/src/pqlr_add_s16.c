@@ -3,7 +3,8 @@
  * Oracle: pqlr.ir.ops_nn add. */
 #include "pqlr_nn.h"
 
-pqlr_status pqlr_add_s16(const pqlr_add_params *p, const int16_t *in1, const int16_t *in2, int16_t *output)
+pqlr_status pqlr_add_s16(const pqlr_add_params *p, const int16_t *in1, const int16_t *in2,
+                         int16_t *output)
 {
     if (!p || !in1 || !in2 || !output)
         return PQLR_ERR_ARG;

@@ -1,9 +1,10 @@
-/* pqlr_avg_pool2d_s16.c: reference average pooling of an int16 HWC map (also global average pooling
- * and the mean over tokens); 1 / window is folded into the multiplier, padding counts as in_zp.
+/* pqlr_avg_pool2d_s16.c: reference average pooling of an int16 HWC map (also global average
+ * pooling and the mean over tokens); 1 / window is folded into the multiplier, padding counts as in_zp.
  * Oracle: pqlr.ir.ops_nn avg_pool2d and mean. */
 #include "pqlr_nn.h"
 
-pqlr_status pqlr_avg_pool2d_s16(const pqlr_avg_pool2d_params *p, const int16_t *input, int16_t *output)
+pqlr_status pqlr_avg_pool2d_s16(const pqlr_avg_pool2d_params *p, const int16_t *input,
+                               int16_t *output)
 {
     if (!p || !input || !output)
         return PQLR_ERR_ARG;

@@ -3,8 +3,8 @@
 #include "pqlr_tf.h"
 
 pqlr_status pqlr_layernorm_s16(const pqlr_layernorm_params *p, const int16_t *gamma, const int32_t *beta,
-                               const int32_t *multiplier, const int32_t *shift,
-                               const int16_t *in, int16_t *out)
+                                const int32_t *multiplier, const int32_t *shift,
+                                const int16_t *in, int16_t *out)
 {
     if (p == NULL || gamma == NULL || beta == NULL || multiplier == NULL || shift == NULL || in == NULL ||
         out == NULL || p->rows < 1 || p->channels < 1 || p->channels > PQLR_LAYERNORM_S16_MAX_CHANNELS ||

@@ -5,7 +5,8 @@ pqlr_status pqlr_pos_add_s8(const pqlr_pos_add_params *p, const int8_t *table, c
 {
     if (p == NULL || table == NULL || in == NULL || out == NULL || p->size < 0 ||
         !pqlr_quant_ok(p->x_multiplier, p->x_shift) || !pqlr_quant_ok(p->table_multiplier, p->table_shift) ||
-        !pqlr_quant_ok(p->out_multiplier, p->out_shift) ||
+        !pqlr_quant_ok(p->out_multiplier, p->out_shift) || p->x_zp < INT8_MIN || p->x_zp > INT8_MAX ||
+        p->table_zp < INT8_MIN || p->table_zp > INT8_MAX ||
         p->act_min < INT8_MIN || p->act_min > p->act_max || p->act_max > INT8_MAX) {
         return PQLR_ERR_ARG;
     }

@@ -16,7 +16,7 @@ static int64_t exp_q20(const pqlr_softmax_params *p, const int32_t *t, int32_t d
 }
 
 pqlr_status pqlr_softmax_s16(const pqlr_softmax_params *p, const int32_t *exp2_table,
-                             const int16_t *in, int16_t *out)
+                              const int16_t *in, int16_t *out)
 {
     if (p == NULL || exp2_table == NULL || in == NULL || out == NULL || p->rows < 1 || p->len < 1 ||
         p->len > PQLR_SOFTMAX_MAX_LEN || !pqlr_quant_ok(p->multiplier, p->shift) ||

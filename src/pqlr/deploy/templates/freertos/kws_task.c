@@ -4,8 +4,11 @@
 
 /* compile-time checks: the model's input is the frontend's window, the wake class exists */
 typedef char kws_input_is_frontend_window[(PQLR_INPUT_BYTES == PQLR_FE_WINDOW_BYTES) ? 1 : -1];
-typedef char kws_wake_class_in_range[(PQLR_WAKE_CLASS < PQLR_NUM_CLASSES &&
+typedef char kws_wake_class_in_range[(KWS_WAKE_CLASS < PQLR_NUM_CLASSES &&
                                       PQLR_NUM_CLASSES <= PQLR_OUTPUT_BYTES) ? 1 : -1];
+#ifdef PQLR_INPUT_ZERO_POINT   /* the frontend quantizes exactly as the model's input expects */
+typedef char kws_frontend_zero_point_matches[(PQLR_FE_ZERO_POINT == PQLR_INPUT_ZERO_POINT) ? 1 : -1];
+#endif
 typedef char kws_settings_valid[(KWS_INFER_EVERY_HOPS >= 1 && KWS_SMOOTH_COUNT >= 1 &&
                                  KWS_QUEUE_LENGTH >= 1) ? 1 : -1];
 
@@ -55,8 +58,8 @@ static void process_hop(void)
     count(&stats.inferences);
 
     /* moving sum of the wake output over the last KWS_SMOOTH_COUNT inferences */
-    history_sum += (int32_t)model_out[PQLR_WAKE_CLASS] - history[history_pos];
-    history[history_pos] = model_out[PQLR_WAKE_CLASS];
+    history_sum += (int32_t)model_out[KWS_WAKE_CLASS] - history[history_pos];
+    history[history_pos] = model_out[KWS_WAKE_CLASS];
     history_pos = (history_pos + 1) % KWS_SMOOTH_COUNT;
     if (history_filled < KWS_SMOOTH_COUNT) ++history_filled;
 

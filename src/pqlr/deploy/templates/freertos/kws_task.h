@@ -21,6 +21,13 @@
 #include "pqlr_frontend.h"
 #include "model.h"
 
+#ifndef KWS_WAKE_CLASS
+#ifdef PQLR_WAKE_CLASS
+#define KWS_WAKE_CLASS PQLR_WAKE_CLASS  /* the model's output index that means "keyword" */
+#else
+#error "define KWS_WAKE_CLASS (the wake word's output index) or PQLR_WAKE_CLASS in model.h"
+#endif
+#endif
 #ifndef KWS_INFER_EVERY_HOPS
 #define KWS_INFER_EVERY_HOPS 4        /* K: one inference per 4 hops (80 ms at 20 ms hops) */
 #endif
@@ -28,7 +35,8 @@
 #define KWS_SMOOTH_COUNT 3            /* M: moving average over the last 3 inferences */
 #endif
 #ifndef KWS_THRESHOLD
-#define KWS_THRESHOLD 64              /* on the wake class's int8 output (quantized posterior or logit) */
+#define KWS_THRESHOLD 64              /* wake output, int8 units: p = 0.75 for a softmax output quantized
+                                         with scale 1/256, zero point -128 (or a logit threshold) */
 #endif
 #ifndef KWS_REFRACTORY_HOPS
 #define KWS_REFRACTORY_HOPS (PQLR_FE_CLIP_SAMPLES / PQLR_FE_HOP)   /* one window (1 s) */
@@ -40,12 +48,12 @@
 #define KWS_TASK_PRIORITY (tskIDLE_PRIORITY + 2)
 #endif
 
-/* Stack of the KWS task. The frontend state (5.9 KB with its FFT scratch), model input/output, arena
+/* Stack of the KWS task. The frontend state (3.8 KB with its FFT scratch), model input/output, arena
  * and queue storage are static, so the stack holds only call frames.
  * Measured by tests/deploy/test_freertos_task.py: painted stack, FreeRTOS stand-in, x86-64 gcc -O2,
  * the test's one-layer model: 1912 bytes, of which about 1.4 KB is glibc's pthread_cond_wait under
- * the stand-in's xQueueReceive (the real kernel's blocking call is far smaller). By gcc -fstack-usage
- * the frontend path itself is ~410 bytes on x86-64 and ~400 on RV32 (frame 256 + FFT 96 + push 32).
+ * the stand-in's xQueueReceive (the real kernel's blocking call is far smaller). The frontend path
+ * itself peaks at 460 bytes on rv32imac and cortex-m4 (painted stack in QEMU, test_frontend.py).
  * The margin covers the generated model's kernels, the callback and an interrupt frame; raise
  * KWS_TASK_STACK_MARGIN_BYTES for a deeper callback or model. */
 #define KWS_TASK_STACK_MEASURED_BYTES 1912
