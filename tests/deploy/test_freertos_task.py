@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pqlr.data.audio import to_int16
 from pqlr.data.features import FeatureConfig, features_numpy
 from pqlr.deploy.frontend import FRONTEND_DIR, FRONTEND_SOURCES, FrontendQuant, c_features, frontend_header
 from pqlr.io import write_text
@@ -30,10 +31,6 @@ OUT_SCALE = 1.0 / 64                            # model output: logit 1.0 -> 64
 
 
 # ------------------------------------------------------------------ signals
-def to_int16(x):
-    return np.clip(np.floor(x * 32768.0 + 0.5), -32768, 32767).astype(np.int16)
-
-
 def noise(rng, n, level=None):
     level = np.exp(rng.uniform(np.log(3e-5), np.log(3e-3))) if level is None else level
     return rng.standard_normal(n) * level

@@ -1,6 +1,7 @@
 """The fixed-point C frontend against the float reference (pqlr.data.features.features_numpy), both
-quantized to the model's int8 input: real speech, synthetic extremes, other configs; plus the FFT
-alone, the streaming API under ASan/UBSan, the generated header, and float-free cross-compiles."""
+quantized to the model's int8 input: real speech, synthetic extremes, other configs; plus the FFTs
+alone, the streaming API under ASan/UBSan, the generated header, float-free cross-compiles, and the
+cross-compiled frontend in QEMU (rv32imac, cortex-m4) bit-exact with the host."""
 from __future__ import annotations
 
 import ctypes
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pqlr.data.audio import fit_clip, read_audio, resample, to_int16
 from pqlr.data.features import FeatureConfig, features_numpy
 from pqlr.deploy.frontend import (FRONTEND_DIR, FRONTEND_SOURCES, FrontendQuant, build_frontend, c_features,
                                   frontend_header, frontend_tables, write_frontend)
@@ -24,12 +26,8 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 CFG = FeatureConfig()
 
 
-def to_int16(x):
-    return np.clip(np.floor(np.asarray(x, dtype=np.float64) * 32768.0 + 0.5), -32768, 32767).astype(np.int16)
-
-
 def compare(waves, cfg, scale=None, zp=None):
-    """(C int8, Python-quantized int8, quant) for int16 clips; scale/zp from the clips' range if not given."""
+    """(C int8, Python-quantized int8) for int16 clips; scale/zp from the clips' feature range if not given."""
     f = features_numpy(waves / 32768.0, cfg)
     if scale is None:
         scale, zp = choose_act_qparams(float(f.min()), float(f.max()), 8)
@@ -38,8 +36,6 @@ def compare(waves, cfg, scale=None, zp=None):
 
 @pytest.fixture(scope="module")
 def real_clips():
-    from pqlr.data.audio import fit_clip, read_audio, resample
-
     sc = sorted((DATA / "speech_commands_mini").glob("*/*.wav"))
     fsdd = sorted((DATA / "fsdd" / "recordings").glob("*.wav"))[::30]             # 100 of 3000
     if not sc or not fsdd:

@@ -122,6 +122,16 @@ def test_graph_core_catches_a_wrong_kernel_parameter(monkeypatch):
     assert "FAIL" in summary(r)
 
 
+@pytest.mark.parametrize("name", ["s16", "tokens"])
+def test_graph_core_int16_and_transformer_ops_on_host(name):
+    """W1A16 (int16 input/activations: bytes compared little-endian) and the transformer ops."""
+    g = getattr(graphs, name)()
+    x = graphs.random_input(g, 4)
+    r = verify_graph(g, None, x, "host", labels=np.arange(4) % 3)
+    assert r["mismatches"] == 0 and r["samples"] == 4 and r["accuracy_int"] == r["accuracy_c"]
+    assert r["macs"] == sum(layer["macs"] for layer in r["layers"]) > 0
+
+
 def test_bad_inputs_fail_loudly(tiny_model, fsdd, tmp_path):
     bins, _, _, g = tiny_model
     with pytest.raises(PqlrError, match="no such model file"):

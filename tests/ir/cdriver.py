@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import subprocess
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from pqlr.errors import PqlrError
 from pqlr.runtime import SRC_DIR
 from pqlr.runtime.build import cache_dir, compile_c
 
@@ -46,7 +48,7 @@ def write_source(text: str, stem: str) -> Path:
     d.mkdir(parents=True, exist_ok=True)
     path = d / f"{stem}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.c"
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")     # safe under pytest-xdist
         tmp.write_text(text)
         tmp.replace(path)
     return path
@@ -59,7 +61,7 @@ def _ubsan_shared_ok() -> bool:
         src = write_source("int pqlr_probe(int a) { return a + 1; }\n", "ubsan_probe")
         lib = ctypes.CDLL(str(compile_c([src], shared=True, extra_flags=UBSAN_FLAGS, name="ubsan_probe")))
         return lib.pqlr_probe(1) == 2
-    except (OSError, Exception):
+    except (OSError, PqlrError):
         return False
 
 

@@ -124,7 +124,7 @@ def test_lowered_graph_matches_fake_quant(trained, name, wbits, abits):
     for n in layers:                                     # packed exactly as primitives.pack_weights
         k = g.tensor(n.inputs[0]).shape[-1] if n.op == "fully_connected" else int(np.prod(n.attrs["kernel"]))
         k *= g.tensor(n.inputs[0]).shape[-1] if n.op == "conv2d" else 1
-        assert n.params["weight"].shape == (len(n.params["bias"]), P.packed_row_bytes(k, wbits))
+        assert n.params["weight"].shape == (len(n.params["bias"]), P.packed_row_bytes(k, n.attrs["wbits"]))
     dtypes = {t.dtype for t in g.tensors.values()}
     assert ("s16" in dtypes) == (abits == 16)
     assert g.tensor(g.inputs[0]).shape == (49, 10, 1) and g.tensor(g.inputs[0]).dtype == "s8"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import PqlrError
-from .train import add_data_args, apply_threads, load_data
+from .train import add_data_args, apply_threads, check_classes, load_checkpoint_model, load_data
 
 SPLITS = ("test", "val", "train")
 
@@ -20,29 +20,6 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def load_checkpoint_model(path: str):
-    """-> (model, meta, FeatureConfig) for a zoo checkpoint or a user file.py:Class checkpoint."""
-    from ..data import FeatureConfig
-    from ..io import load_state
-    from ..models import load_model
-    from ..models.zoo import load_user_model
-
-    if not path.endswith(".safetensors"):
-        raise PqlrError(f"--model {path!r}: give a checkpoint written by `pqlr train` (OUT/model.safetensors)")
-    tensors, meta = load_state(path)
-    meta = meta or {}
-    try:
-        features = FeatureConfig(**meta.get("features", {}))
-    except TypeError as e:
-        raise PqlrError(f"{path}: bad feature config beside it ({e})") from None
-    if "user_model" in meta:
-        model = load_user_model(meta["user_model"], len(meta.get("classes", [])), features.shape)
-        model.load_state_dict(tensors)
-    else:
-        model = load_model(path)[0]
-    return model, meta, features
-
-
 def run(args) -> int:
     from ..io import write_json
     from ..train import evaluate
@@ -52,11 +29,7 @@ def run(args) -> int:
     apply_threads(args)
     model, meta, features = load_checkpoint_model(args.model)
     data = load_data(args, progress=not args.no_progress)
-    classes = meta.get("classes")
-    if classes is not None and list(classes) != list(data.classes):
-        raise PqlrError(f"{args.model} was trained on classes {classes} but {args.dataset} has {data.classes}"
-                        + (f" (trained with --words {','.join(meta['dataset']['words'])})"
-                           if (meta.get("dataset") or {}).get("words") else ""))
+    check_classes(args.model, meta, data)
     split = getattr(data, args.split)
     if len(split) == 0:
         raise PqlrError(f"{args.dataset}: the {args.split} split is empty")

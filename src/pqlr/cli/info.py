@@ -42,7 +42,7 @@ def run(args) -> int:
         raise PqlrError(f"--classes must be >= 2, got {args.classes}")
     shape = input_shape(args.input_shape)
     if args.model.endswith(".safetensors"):
-        from .eval import load_checkpoint_model
+        from .train import load_checkpoint_model
         model = load_checkpoint_model(args.model)[0]
     else:
         model = resolve_model(args.model, args.classes, shape, seed=0)

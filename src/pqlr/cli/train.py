@@ -4,6 +4,7 @@ Under `torchrun --nproc-per-node N -m pqlr train ...` it trains data-parallel; r
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import asdict
@@ -95,24 +96,42 @@ def check_model_spec(spec: str) -> None:
                         "checkpoint, or path/to/file.py:ClassName)")
 
 
-def build_for(args, data, features, seed: int):
-    """The model to train: checkpoints must match the dataset's classes and the front end."""
-    from ..models import resolve_model
-    if args.model.endswith(".safetensors"):
-        from ..models import load_model
-        model, meta = load_model(args.model)
-        if meta.get("classes") not in (None, list(data.classes)):
-            raise PqlrError(f"{args.model} was trained on classes {meta['classes']}, the dataset has {data.classes}")
-        if model.config.n_classes != len(data.classes):
-            raise PqlrError(f"{args.model} has {model.config.n_classes} outputs, the dataset {len(data.classes)} classes")
-        return model
-    return resolve_model(args.model, len(data.classes), features.shape, seed=seed)
+def load_checkpoint_model(path: str):
+    """-> (model, meta, FeatureConfig) of a checkpoint written by `pqlr train` (zoo or file.py:Class model)."""
+    from ..data import FeatureConfig
+    from ..io import load_state
+    from ..models import load_model
+    from ..models.zoo import load_user_model
+
+    if not path.endswith(".safetensors"):
+        raise PqlrError(f"--model {path!r}: give a checkpoint written by `pqlr train` (OUT/model.safetensors)")
+    tensors, meta = load_state(path)
+    meta = meta or {}
+    try:
+        features = FeatureConfig(**meta.get("features", {}))
+    except TypeError as e:
+        raise PqlrError(f"{path}: bad feature config beside it ({e})") from None
+    if "user_model" in meta:
+        model = load_user_model(meta["user_model"], len(meta.get("classes", [])), features.shape)
+        model.load_state_dict(tensors)
+    else:
+        model = load_model(path)[0]
+    return model, meta, features
+
+
+def check_classes(path: str, meta: dict, data) -> None:
+    """A checkpoint only fits a dataset with the same classes, in the same order."""
+    classes = meta.get("classes")
+    if classes is not None and list(classes) != list(data.classes):
+        words = (meta.get("dataset") or {}).get("words")
+        raise PqlrError(f"{path} was trained on classes {classes} but the dataset has {data.classes}"
+                        + (f" (trained with --words {','.join(words)})" if words else ""))
 
 
 def run(args) -> int:
     from ..data import FeatureConfig
     from ..io import save_state, write_json
-    from ..models import save_model
+    from ..models import resolve_model, save_model
     from ..train import TrainConfig, evaluate, train
     from ..train.ddp import teardown
 
@@ -126,19 +145,20 @@ def run(args) -> int:
         raise PqlrError(f"--out {out}: exists and is not a folder")
     check_model_spec(args.model)
     apply_threads(args)
-    features = FeatureConfig()
-    if args.model.endswith(".safetensors"):
-        from ..io import load_state
-        meta = load_state(args.model)[1] or {}
-        features = FeatureConfig(**meta["features"]) if "features" in meta else features
-    data = load_data(args, progress)
-    model = build_for(args, data, features, args.seed)
+    if args.model.endswith(".safetensors"):           # fine-tune a trained model with its own front end
+        model, meta, features = load_checkpoint_model(args.model)
+        data = load_data(args, progress)
+        check_classes(args.model, meta, data)
+    else:
+        features = FeatureConfig()
+        data = load_data(args, progress)
+        model = resolve_model(args.model, len(data.classes), features.shape, seed=args.seed)
     try:
         result = train(model, data, cfg, features=features, checkpoint_dir=str(out / "checkpoints"),
                        resume=args.resume, progress=progress)
         test = evaluate(model, data.test, features) if len(data.test) else None
         metrics = {"accuracy": test.accuracy if test else None,
-                   "val_accuracy": None if result.accuracy != result.accuracy else result.accuracy,
+                   "val_accuracy": None if math.isnan(result.accuracy) else result.accuracy,
                    "loss": result.loss, "epochs": result.epochs, "seconds": round(result.seconds, 3),
                    "test_loss": test.loss if test else None, "n_test": test.n if test else 0,
                    "n_train": len(data.train), "n_val": len(data.val), "model": args.model,

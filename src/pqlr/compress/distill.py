@@ -118,16 +118,17 @@ class DistillLoss(nn.Module):
     def teacher_logits(self, inputs: torch.Tensor) -> torch.Tensor:
         """(B, 1, frames, feats) -> (B, C) teacher logits, computed or taken from the cache."""
         teacher = self.teacher[0]
-        dev = next(teacher.parameters()).device
+        if next(teacher.parameters()).device != inputs.device:
+            teacher.to(inputs.device)           # the teacher follows the student's data onto its device
         if not self.cache:
             with torch.no_grad():
-                return teacher(inputs.to(dev)).to(inputs.device)
+                return teacher(inputs)
         rows = inputs.detach().float().cpu().reshape(inputs.shape[0], -1).numpy()
         keys = [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rows]
         missing = [i for i, k in enumerate(keys) if k not in self._logits]
         if missing:
             with torch.no_grad():
-                out = teacher(inputs[missing].to(dev)).float().cpu()
+                out = teacher(inputs[missing]).float().cpu()
             if len(self._logits) + len(missing) <= MAX_CACHED_TEACHER_ROWS:
                 self._logits.update({keys[i]: out[j] for j, i in enumerate(missing)})
             else:

@@ -1,6 +1,7 @@
 """BatchNorm folding: a BatchNorm that directly follows a Conv2d / Linear (next sibling in
-registration order, as in DS-CNN's conv, bn / dw, dw_bn / pw, pw_bn and nn.Sequential) is merged
-into the layer's weight and bias and replaced by nn.Identity. Eval-mode outputs are unchanged:
+registration order, as in DS-CNN's conv, bn / dw, dw_bn / pw, pw_bn and nn.Sequential; for a
+low-rank pair (compress.lowrank, `.first` then `.second`) its second half) is merged into the
+layer's weight and bias and replaced by nn.Identity. Eval-mode outputs are unchanged:
 
     gamma' = gamma / sqrt(running_var + eps)            # (C_out,)
     W'[c]  = W[c] * gamma'[c]
@@ -46,7 +47,11 @@ def fold_bn(model: nn.Module) -> list[str]:
     for parent_name, parent in list(model.named_modules()):
         children = list(parent.named_children())
         for (name_a, a), (name_b, b) in zip(children, children[1:]):
-            if not isinstance(b, _BN) or not isinstance(a, (nn.Conv2d, nn.Linear)):
+            if isinstance(b, _BN) and isinstance(getattr(a, "second", None), (nn.Conv2d, nn.Linear)):
+                owner, name_a, a = a, "second", a.second           # low-rank pair: fold into its second half
+            elif isinstance(b, _BN) and isinstance(a, (nn.Conv2d, nn.Linear)):
+                owner = parent
+            else:
                 continue
             c_out = a.out_channels if isinstance(a, nn.Conv2d) else a.out_features
             if b.num_features != c_out:
@@ -54,7 +59,7 @@ def fold_bn(model: nn.Module) -> list[str]:
                                        f"after {name_a} with {c_out} outputs cannot be folded")
             if b.running_mean is None:
                 raise UnsupportedError(f"{parent_name}.{name_b}: BatchNorm without running statistics cannot be folded")
-            setattr(parent, name_a, _fold_pair(a, b))
+            setattr(owner, name_a, _fold_pair(a, b))
             setattr(parent, name_b, nn.Identity())
             folded.append(f"{parent_name}.{name_b}".lstrip("."))
     return folded

@@ -3,9 +3,8 @@
 decide:  `sensitivity(model_q, calib, bits)` -> {layer: {bits: SQNR dB}}: the SQNR of the model's
          logits against the float (BN-folded) model when only that layer's weights change to
          `bits` (everything else as configured in model_q);
-         `choose_bits(sensitivity, weight_counts, flash_budget_bytes)` -> {layer: bits}: start at
-         the highest candidate everywhere and repeatedly take the step (one layer down to a lower
-         candidate) with the least SQNR loss per byte saved until the packed weights fit.
+         `choose_bits(sensitivity, weight_counts, flash_budget_bytes)` -> {layer: bits}: the least
+         total SQNR loss (dB below each layer's best) whose packed weights fit (a small knapsack).
 do:      pass the choice as QuantConfig(per_layer_wbits=...) to quantize_.
 
 Bytes are packed weight bytes (primitives.packed_row_bytes per output-channel row); biases,
@@ -90,32 +89,44 @@ def _bytes(count, bits: int) -> int:
 
 def choose_bits(sens: dict[str, dict[int, float]], weight_counts: dict, flash_budget_bytes: int,
                 candidates=None) -> dict[str, int]:
-    """Greedy loss-per-byte descent from the highest bits; BudgetError (with the minimum) if impossible."""
+    """Least total SQNR loss (dB below each layer's best) whose packed weights fit the budget: a
+    multiple-choice knapsack solved by dynamic programming over bytes (in units of
+    ceil(budget / 20000) bytes, sizes rounded up, so the result always fits).
+    BudgetError (with the minimum) when even the lowest bit-widths do not fit."""
     layers = list(sens)
-    cands = {l: sorted(candidates or sens[l].keys(), reverse=True) for l in layers}
     missing = [l for l in layers if l not in weight_counts]
     if missing:
         raise PqlrError(f"no weight count for layers {missing}")
+    cands = {l: sorted(set(candidates or sens[l]) & set(sens[l]), reverse=True) for l in layers}
     minimum = sum(_bytes(weight_counts[l], cands[l][-1]) for l in layers)
     if minimum > flash_budget_bytes:
         raise BudgetError(f"weights need at least {minimum} bytes at {min(min(c) for c in cands.values())} bit; "
                           f"flash budget is {flash_budget_bytes}")
-    best = {l: max(sens[l][b] for b in cands[l]) for l in layers}
-    loss = lambda l, b: max(0.0, best[l] - sens[l][b])   # noqa: E731  (dB lost vs the layer's best)
-    choice = {l: cands[l][0] for l in layers}
-    total = sum(_bytes(weight_counts[l], choice[l]) for l in layers)
-    while total > flash_budget_bytes:
-        moves = []
-        for l in layers:
-            for b in cands[l]:
-                if b >= choice[l]:
-                    continue
-                saved = _bytes(weight_counts[l], choice[l]) - _bytes(weight_counts[l], b)
-                if saved > 0:
-                    moves.append(((loss(l, b) - loss(l, choice[l])) / saved, -saved, l, b))
-        _, neg_saved, l, b = min(moves)
-        choice[l], total = b, total + neg_saved
-    return choice
+    unit = max(1, -(-int(flash_budget_bytes) // 20000))
+    cap = int(flash_budget_bytes) // unit
+    cost = np.zeros(cap + 1)                           # least loss using <= b units, layers so far
+    picks = []
+    for l in layers:
+        best = max(sens[l][b] for b in cands[l])
+        new, pick = np.full(cap + 1, np.inf), np.zeros(cap + 1, dtype=np.int8)
+        for i, b in enumerate(cands[l]):
+            size = -(-_bytes(weight_counts[l], b) // unit)
+            if size > cap:
+                continue
+            cand = np.full(cap + 1, np.inf)
+            cand[size:] = cost[: cap + 1 - size] + max(0.0, best - sens[l][b])
+            better = cand < new
+            new[better], pick[better] = cand[better], i
+        cost = new
+        picks.append(pick)
+    if not np.isfinite(cost[cap]):                     # only possible through the unit rounding
+        raise BudgetError(f"weights need about {minimum} bytes; flash budget {flash_budget_bytes} is too tight")
+    choice, b = {}, cap
+    for l, pick in zip(reversed(layers), reversed(picks)):
+        bits = cands[l][pick[b]]
+        choice[l] = bits
+        b -= -(-_bytes(weight_counts[l], bits) // unit)
+    return {l: choice[l] for l in layers}
 
 
 def plan_mixed(model_q, calib: Iterable, cfg: MixedConfig) -> tuple[dict[str, int], list[dict]]:

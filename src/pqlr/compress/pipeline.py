@@ -112,8 +112,7 @@ def _train(ctx: Context, model: nn.Module, epochs: int, *, extra_loss=None, labe
     loss_fn = distill_loss_fn(ctx.teacher, ctx.cfg.distill) if ctx.teacher is not None else None
     tc = TrainConfig(epochs=epochs, batch_size=ctx.cfg.batch_size, lr=ctx.cfg.lr, seed=ctx.cfg.seed,
                      device=ctx.cfg.device)
-    res = train(model, ctx.data, tc, loss_fn=loss_fn, extra_loss=extra_loss, progress=ctx.cfg.progress,
-                desc=label)
+    res = train(model, ctx.data, tc, loss_fn=loss_fn, extra_loss=extra_loss, progress=ctx.cfg.progress)
     return {"epochs": epochs, "val_accuracy": res.accuracy, "seconds": res.seconds}
 
 
@@ -123,10 +122,14 @@ def _accuracy(ctx: Context, model: nn.Module) -> float:
     return float(evaluate(model, ctx.data.test).accuracy)
 
 
-def _calib_batches(ctx: Context, n: int):
-    from ..train import calibration_batches
+def _calib_batches(ctx: Context, n: int) -> list[torch.Tensor]:
+    """The first `n` training utterances of a seeded shuffle, as feature batches (B, 1, 49, 10)."""
+    from ..data import FeatureConfig
+    from ..train import DEFAULT_CACHE
 
-    return calibration_batches(ctx.data.train, n, seed=ctx.cfg.seed, batch_size=ctx.cfg.batch_size)
+    x, _ = DEFAULT_CACHE.get(ctx.data.train, FeatureConfig())
+    idx = torch.randperm(len(x), generator=torch.Generator().manual_seed(ctx.cfg.seed))[:n]
+    return [x[idx[i:i + ctx.cfg.batch_size]] for i in range(0, len(idx), ctx.cfg.batch_size)]
 
 
 def _quantize(ctx: Context, float_model: nn.Module, epochs: int, label: str) -> nn.Module:
@@ -143,10 +146,13 @@ def _quantize(ctx: Context, float_model: nn.Module, epochs: int, label: str) -> 
 def _quant_cfg(ctx: Context, model: nn.Module) -> QuantConfig:
     if ctx.cfg.flash is None:
         return ctx.cfg.quant
-    from .mixed import MixedConfig, choose_for_budget
+    import copy
 
-    bits, table = choose_for_budget(model, ctx.cfg.quant, MixedConfig(flash=ctx.cfg.flash),
-                                    _calib_batches(ctx, min(ctx.cfg.quant.calib, 64)))
+    from .mixed import MixedConfig, plan_mixed
+
+    calib = _calib_batches(ctx, min(ctx.cfg.quant.calib, 64))
+    probe = quantize_(copy.deepcopy(model), ctx.cfg.quant, step="prepare", calib=calib)
+    bits, table = plan_mixed(probe, calib, MixedConfig(flash=ctx.cfg.flash))
     ctx.stage_info["mixed_precision"] = table
     return replace(ctx.cfg.quant, per_layer_wbits=bits)
 

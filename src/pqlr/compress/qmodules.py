@@ -38,6 +38,8 @@ WIDEN = 128.0                            # s16 = s8 / 128: exact int8 -> int16, 
 
 def round_ste(u: torch.Tensor) -> torch.Tensor:
     """floor(u + 0.5) forward, identity backward."""
+    if not (torch.is_grad_enabled() and u.requires_grad):
+        return torch.floor(u + 0.5)
     return u + (torch.floor(u + 0.5) - u).detach()
 
 

@@ -38,7 +38,7 @@ def get_teacher(cfg, data, log: Callable[[str], None] = print) -> tuple[nn.Modul
             log(f"[teacher] training {spec} for {cfg.teacher_epochs} epochs (cached at {path})")
             model = build_model(spec, len(data.classes), seed=cfg.seed)
             train(model, data, TrainConfig(epochs=cfg.teacher_epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                                           seed=cfg.seed, device=cfg.device), progress=cfg.progress, desc="teacher")
+                                           seed=cfg.seed, device=cfg.device), progress=cfg.progress)
             save_model(path, model, {"classes": data.classes})
             source = f"trained, cached at {path}"
     else:

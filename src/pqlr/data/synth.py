@@ -239,6 +239,7 @@ def _write_cache(folder: str, name: str, per_class: int, seed: int, progress: bo
     parent = os.path.dirname(folder) or "."
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(folder)}.", dir=parent)
+    os.chmod(tmp, 0o755)                                                   # mkdtemp makes it private
     try:
         np.save(os.path.join(tmp, "audio.npy"), audio)
         meta = {"generated_by": "PQLR, do not edit", "name": name, "per_class": per_class, "seed": seed,

@@ -155,6 +155,7 @@ def verify_graph(graph: Graph, tiles: TilePlan | None, inputs: np.ndarray, targe
         "arena_plan_bytes": arena.arena_bytes,
         "tile_buffer_bytes": tile_ram,
         "n_tiles": tiles.n_tiles if streamed else 0,
+        # arena = activations + kernel scratch (one planned buffer); tile buffers are static, planned
         "ram_peak_bytes": run.arena_peak_bytes + tile_ram + run.stack_peak_bytes,
         "soft_float_symbols": list(run.soft_float_symbols),
         "sanitized": bool(sanitize),
@@ -175,8 +176,8 @@ def _model_info(meta: dict, graph: Graph, key: str):
     return meta.get(key) if meta.get(key) is not None else graph.meta.get(key)
 
 
-def dataset_inputs(graph: Graph, meta: dict, data, split: str = "test", limit: int | None = None,
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict]:
+def dataset_inputs(graph: Graph, meta: dict, data, split: str = "test",
+                   limit: int | None = None) -> tuple[np.ndarray, np.ndarray, object, dict]:
     """The first `limit` clips of `data.<split>` (a KwsData) as model inputs.
     -> (inputs (N, *input shape) quantized to the input tensor's qparams, labels (N,),
         float features (N, 1, frames, feats), info)."""
@@ -206,7 +207,8 @@ def dataset_inputs(graph: Graph, meta: dict, data, split: str = "test", limit: i
     feats = compute_features(sub, fcfg)                               # (N, 1, frames, feats) float32
     t_in = graph.tensor(graph.inputs[0])
     if feats[0].numel() != t_in.size:
-        raise PqlrError(f"front end gives {tuple(feats.shape[1:])} features; the model input {t_in.name} is {t_in.shape}")
+        raise PqlrError(f"front end gives {tuple(feats.shape[1:])} features; "
+                        f"the model input {t_in.name} is {t_in.shape}")
     q = P.quantize_act(feats[:, 0].numpy(), t_in.scale, t_in.zero_point, t_in.bits)
     x = q.astype(DTYPES[t_in.dtype]).reshape(n, *t_in.shape)
     info = {"dataset": data.name, "split": split, "available": len(ds), "feature": fdict}
@@ -255,6 +257,7 @@ def verify(bin_path: str | Path, target: str, inputs: np.ndarray | None = None, 
     quantized (with optional `labels`), or `dataset` (a spec for data.load_dataset, or a loaded
     KwsData): the first `limit` clips of its `split`. The fake-quant accuracy comes from `fakequant`
     (or meta["fakequant_checkpoint"]), computed on the same clips, else meta["accuracy_fakequant"]."""
+    t0 = time.perf_counter()
     path = Path(bin_path)
     if limit is not None and int(limit) < 1:
         raise PqlrError(f"--limit must be >= 1, got {limit}")
@@ -301,6 +304,7 @@ def verify(bin_path: str | Path, target: str, inputs: np.ndarray | None = None, 
                                "on its own evaluation set, not these samples)")
     else:
         report["notes"].append("accuracy_fakequant: null (no fake-quant checkpoint given: --fakequant CKPT)")
+    report["seconds"] = round(time.perf_counter() - t0, 3)           # data, fake-quant, build and runs
     return report
 
 

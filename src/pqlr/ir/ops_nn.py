@@ -11,7 +11,8 @@ output dtype equals the input dtype except for requantize):
       params: weight = PACKED uint8 (C_out, packed_row_bytes(K, wbits)) as deployed
               (primitives.pack_weights); row layout: conv2d (KH, KW, C_in) flattened, depthwise the
               KH*KW taps of channel c, fully_connected the K inputs.
-              bias int32 (C_out,) (optional), multiplier int32 and shift int32 (C_out,) or (1,).
+              bias int32 (C_out,) (optional), multiplier int32 and shift int32 (C_out,) or (1,)
+              (requant_params(s_in, s_w, s_out) builds them).
       acc = bias + sum (x - zp_in) * w       (int32; padding reads as zp_in, adds 0)
       y = clamp(requantize(acc, m, n) + zp_out, act_min, act_max)     (64-bit, never wraps)
   add               in1, in2, out of one shape, each with its own qparams (TFLite-style):

@@ -1,13 +1,15 @@
 """Integer transformer ops of the IR: NumPy oracle, C call emission and table builders.
 
 C kernels: runtime/src/pqlr_<op>_<dtype>.c; their fixed-point formats are documented in
-runtime/include/pqlr_tf.h, which this module mirrors bit for bit. Activations are s8
-(real = (q - zero_point) * scale) for every op; softmax, layernorm and lut also run on s16
-(zero point 0, W1A16 models). Input and output dtypes are equal. Shapes exclude the batch dim.
+runtime/include/pqlr_tf.h, which this module mirrors bit for bit. Every op runs on s8
+(real = (q - zero_point) * scale) and on s16 (zero points 0, for W1A16 models); a node's inputs
+and output share one dtype. Shapes exclude the batch dimension.
 
   matmul     A (H, M, K) x B (H, K, P) -> (H, M, P) (or rank 2 without H); attrs multiplier, shift
              (matmul_attrs; Q.K^T folds 1/sqrt(d) in, B = K transposed to (H, d, T))
              y = clamp(zp_out + requant(sum (a - zp_a)(b - zp_b), m, n), act_min, act_max)
+             s16: int64 acc (K <= 65536), multiplier < 128 (shift >= 24), requantized exactly in
+             two parts (_requantize_wide)
   softmax    last axis, L <= 32767. s8: params table int32 (256,) = softmax_table(in_scale), Q16
              exp(-s_in d) for d = max(x) - x; y = min(round(256 e / sum e), 255) - 128, output
              (1/256, -128). s16: softmax_s16_params -> params table int32 (257,) Q30 2^(-i/256),
@@ -26,11 +28,11 @@ runtime/include/pqlr_tf.h, which this module mirrors bit for bit. Activations ar
              int16 knots every 128 input steps, linear interpolation. Builders gelu_table (exact
              erf), tanh_table, sigmoid_table, lut_table(fn, ..., bits).
   transpose  attrs perm over the non-batch axes (rank <= 4); same qparams in and out
-  reshape    a byte copy (pqlr_reshape_s8); the C is a no-op when the planner aliases in and out
+  reshape    a byte copy (pqlr_reshape_s8, any dtype); a no-op in C when the planner aliases in/out
   concat     attrs axis (negative allowed), <= 8 inputs, all with the output's qparams (the
              lowering inserts a requantize otherwise)
-  pos_add    x (T, C) + params table int8 (T, C) with its own qparams; the ops_nn add semantics
-             (TFLite style, left shift 20): a = requant((x - zp_x) << 20, x_multiplier, x_shift),
+  pos_add    x (T, C) + params table (T, C, dtype of x) with its own qparams; ops_nn add semantics
+             (TFLite style, left shift 20, s16: 15): a = requant((x - zp_x) << 20, x_multiplier, x_shift),
              b likewise for the table, y = clamp(zp_out + requant(a + b, out_multiplier, out_shift));
              attrs table_scale, table_zero_point and the multipliers/shifts from pos_add_attrs()
 

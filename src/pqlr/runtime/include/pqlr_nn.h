@@ -66,6 +66,58 @@ static inline int32_t pqlr_weight_get(const int8_t *row, int32_t i, int32_t wbit
     }
 }
 
+/* sum over i < n of (x[i] - zp) * weight (w0 + i) of a packed row; x contiguous (int8 / int16).
+ * The bit-width is tested once per row, not per weight. |result| <= accumulator bound. */
+static inline int32_t pqlr_dot_s8(const int8_t *x, int32_t zp, const int8_t *row, int32_t w0,
+                                  int32_t n, int32_t wbits)
+{
+    int32_t acc = 0;
+    switch (wbits) {   /* one loop per width: the weight fetch inlines to a constant form */
+    case 8:
+        for (int32_t i = 0; i < n; i++)
+            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 8);
+        break;
+    case 4:
+        for (int32_t i = 0; i < n; i++)
+            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 4);
+        break;
+    case 2:
+        for (int32_t i = 0; i < n; i++)
+            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 2);
+        break;
+    default:
+        for (int32_t i = 0; i < n; i++)
+            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 1);
+        break;
+    }
+    return acc;
+}
+
+static inline int32_t pqlr_dot_s16(const int16_t *x, int32_t zp, const int8_t *row, int32_t w0,
+                                   int32_t n, int32_t wbits)
+{
+    int32_t acc = 0;
+    switch (wbits) {   /* one loop per width: the weight fetch inlines to a constant form */
+    case 8:
+        for (int32_t i = 0; i < n; i++)
+            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 8);
+        break;
+    case 4:
+        for (int32_t i = 0; i < n; i++)
+            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 4);
+        break;
+    case 2:
+        for (int32_t i = 0; i < n; i++)
+            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 2);
+        break;
+    default:
+        for (int32_t i = 0; i < n; i++)
+            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 1);
+        break;
+    }
+    return acc;
+}
+
 static inline int pqlr_wbits_ok(int32_t wbits)
 {
     return wbits == 8 || wbits == 4 || wbits == 2 || wbits == 1;

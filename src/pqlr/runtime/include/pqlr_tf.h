@@ -3,7 +3,7 @@
  * Reference kernels: plain, obvious, not performant by design.
  *
  * Mirrors src/pqlr/ir/ops_tf.py (the NumPy oracle); every kernel is bit-exact to it. Rounding is
- * round-half-up everywhere (pqlr_types.h). Activations are asymmetric int8, real = (q - zp) * scale.
+ * round-half-up everywhere (pqlr_types.h). real = (q - zp) * scale; s8 zero points in [-128, 127], s16 0.
  * Layouts are row-major, last axis contiguous, no batch dimension (one sample per call).
  * No malloc, no floating point; none of these kernels needs scratch memory (no _get_buffer_size).
  *

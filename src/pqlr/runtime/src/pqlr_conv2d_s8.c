@@ -28,8 +28,7 @@ pqlr_status pqlr_conv2d_s8(const pqlr_conv2d_params *p, const int8_t *input, con
                             continue;
                         const int8_t *x = input + (iy * p->in_w + ix) * p->in_c;
                         const int32_t w0 = (ky * p->kernel_w + kx) * p->in_c;
-                        for (int32_t ci = 0; ci < p->in_c; ci++)
-                            acc += ((int32_t)x[ci] - p->in_zp) * pqlr_weight_get(row, w0 + ci, p->wbits);
+                        acc += pqlr_dot_s8(x, p->in_zp, row, w0, p->in_c, p->wbits);
                     }
                 }
                 const int32_t q = p->n_quant == 1 ? 0 : c;

@@ -20,9 +20,8 @@ pqlr_status pqlr_fully_connected_s8(const pqlr_fully_connected_params *p, const 
         const int8_t *x = input + t * p->in_features;
         for (int32_t c = p->ch_begin; c < p->ch_end; c++) {
             const int8_t *row = weights + (c - p->ch_begin) * row_bytes;
-            int32_t acc = bias ? bias[c] : 0;
-            for (int32_t i = 0; i < p->in_features; i++)
-                acc += ((int32_t)x[i] - p->in_zp) * pqlr_weight_get(row, i, p->wbits);
+            const int32_t acc = (bias ? bias[c] : 0) +
+                                pqlr_dot_s8(x, p->in_zp, row, 0, p->in_features, p->wbits);
             const int32_t q = p->n_quant == 1 ? 0 : c;
             output[t * p->out_features + c] = (int8_t)pqlr_requantize_out(
                 acc, multiplier[q], shift[q], p->out_zp, p->act_min, p->act_max);

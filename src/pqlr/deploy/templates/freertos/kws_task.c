@@ -29,12 +29,14 @@ static union { uint8_t bytes[PQLR_ARENA_BYTES + (PQLR_ARENA_BYTES == 0)]; int64_
 static kws_detect_fn detect_cb;
 static void *detect_user;
 static kws_stats stats;
+static StaticSemaphore_t stats_lock_buf;   /* a mutex, not a critical section: the same call on */
+static SemaphoreHandle_t stats_lock;       /* vanilla FreeRTOS and ESP-IDF (whose takes a spinlock) */
 
 static void count(uint32_t *counter)
 {
-    taskENTER_CRITICAL();
+    xSemaphoreTake(stats_lock, portMAX_DELAY);
     ++*counter;
-    taskEXIT_CRITICAL();
+    xSemaphoreGive(stats_lock);
 }
 
 /* smoothing and detection state (static: the task's stack holds only call frames) */
@@ -91,6 +93,8 @@ QueueHandle_t kws_task_start(kws_detect_fn on_detect, void *user)
     if (task_handle != NULL) return NULL;
     detect_cb = on_detect;
     detect_user = user;
+    stats_lock = xSemaphoreCreateMutexStatic(&stats_lock_buf);
+    if (stats_lock == NULL) return NULL;
     audio_queue = xQueueCreateStatic(KWS_QUEUE_LENGTH, PQLR_FE_HOP * sizeof(int16_t), queue_storage, &queue_ctrl);
     if (audio_queue == NULL) return NULL;
     task_handle = xTaskCreateStatic(kws_task, "kws", KWS_TASK_STACK_DEPTH, NULL, KWS_TASK_PRIORITY,
@@ -105,7 +109,11 @@ TaskHandle_t kws_task_handle(void)
 
 void kws_task_get_stats(kws_stats *out)
 {
-    taskENTER_CRITICAL();
+    if (stats_lock == NULL) {             /* not started: all zero */
+        memset(out, 0, sizeof(*out));
+        return;
+    }
+    xSemaphoreTake(stats_lock, portMAX_DELAY);
     memcpy(out, &stats, sizeof(*out));
-    taskEXIT_CRITICAL();
+    xSemaphoreGive(stats_lock);
 }

@@ -9,15 +9,24 @@
  * callback when the average reaches KWS_THRESHOLD and the last detection is at least
  * KWS_REFRACTORY_HOPS hops old. The callback runs in the KWS task: keep it short.
  *
+ * Kernel needs: configSUPPORT_STATIC_ALLOCATION 1 and configUSE_MUTEXES 1 (the defaults of ESP-IDF).
  * Every KWS_* setting below can be overridden with -D or by defining it before this header.
  */
 #ifndef KWS_TASK_H
 #define KWS_TASK_H
 
 #include <stdint.h>
+#ifdef ESP_PLATFORM                   /* ESP-IDF keeps the kernel headers under freertos/ */
+#include "freertos/FreeRTOS.h"
+#include "freertos/task.h"
+#include "freertos/queue.h"
+#include "freertos/semphr.h"
+#else
 #include "FreeRTOS.h"
 #include "task.h"
 #include "queue.h"
+#include "semphr.h"
+#endif
 #include "pqlr_frontend.h"
 #include "model.h"
 
