@@ -181,6 +181,8 @@ def test_bad_config_values_fail_loudly():
             QuantConfig(**kw)
     with pytest.raises(PqlrError, match="calibration"):
         quantize_(build_model("ds-cnn-s", 12, seed=0), QuantConfig(), calib=None)
+    with pytest.raises(PqlrError, match=r"unknown layers \['blocks.9.pw'\]"):
+        quantize_(build_model("ds-cnn-s", 12, seed=0), QuantConfig(per_layer_wbits={"blocks.9.pw": 4}), calib=_calib())
     with pytest.raises(PqlrError, match="step"):
         quantize_(build_model("ds-cnn-s", 12, seed=0), QuantConfig(), step="train", calib=_calib())
 

@@ -89,6 +89,8 @@ def finalize(cfg, ctx, log: Callable[[str], None] = print) -> dict:
     from ..train import evaluate
 
     g = lower_quantized(ctx.qmodel, ctx.data.classes)
+    classes = list(ctx.data.classes)
+    g.meta["wake_class"] = classes.index("hey_kimi") if "hey_kimi" in classes else 0
     feats, labels = _test_features(ctx)
     x = input_int8(g, feats)
     y_int = run_graph(g, x)
@@ -96,7 +98,7 @@ def finalize(cfg, ctx, log: Callable[[str], None] = print) -> dict:
     acc_fq = float(evaluate(ctx.qmodel, ctx.data.test).accuracy)
     t_in = g.tensor(g.inputs[0])
     meta = {"classes": list(ctx.data.classes), "dataset": cfg.dataset, "accuracy_fakequant": acc_fq,
-            "accuracy_int": acc_int, "feature": g.meta.get("feature"), "wake_class": 0}
+            "accuracy_int": acc_int, "feature": g.meta.get("feature"), "wake_class": g.meta["wake_class"]}
     out_dir = cfg.out_dir
     pkg = write_package(out_dir, g, ram_budget=cfg.ram, n_tiles=cfg.tiles, meta=meta,
                         bin_name=Path(cfg.output).name,

@@ -206,6 +206,9 @@ class QuantModel(nn.Module):
         self.program = program
         self.cfg = cfg
         self.config = getattr(model, "config", None)
+        unknown = sorted(set(cfg.per_layer_wbits or {}) - set(program.layers))
+        if unknown:
+            raise PqlrError(f"per_layer_wbits names unknown layers {unknown}; weight layers are {program.layers}")
         self.wq = nn.ModuleDict()
         for layer in program.layers:
             w = model.get_submodule(layer).weight

@@ -183,6 +183,7 @@ def generate(graph: Graph, plan: ArenaPlan | None = None, tiles: TilePlan | None
     macros = dict(input_bytes=t_in.nbytes, output_bytes=t_out.nbytes, arena_bytes=max(plan.arena_bytes, 4),
                   tile_buffer_bytes=tiles.buffer_bytes if n_buf else 0, n_buf=n_buf,
                   num_layers=len(graph.nodes), num_classes=_num_classes(graph),
+                  wake_class=int(graph.meta.get("wake_class", 0)),
                   num_tiles=tiles.n_tiles, num_entries=len(index),
                   in_scale=repr(float(t_in.scale)), in_zp=t_in.zero_point,
                   out_scale=repr(float(t_out.scale)), out_zp=t_out.zero_point,

@@ -135,7 +135,9 @@ EMIT = {
 
 
 def lower(model_q, input_shape=(49, 10), classes=None, feature=None) -> Graph:
-    """A converted QuantModel -> Graph (validated). `feature`: the FeatureConfig (or dict) for meta."""
+    """A converted QuantModel -> Graph (validated). meta: classes (default "0".."n-1"), feature (the
+    FeatureConfig or dict given; default FeatureConfig() when its shape fits), wbits per layer,
+    abits, the model's config dict."""
     from ..compress.qmodules import QuantModel
 
     if not isinstance(model_q, QuantModel):
@@ -158,6 +160,10 @@ def lower(model_q, input_shape=(49, 10), classes=None, feature=None) -> Graph:
     n_out = g.tensor(prog.output).size
     if classes is not None and len(classes) != n_out:
         raise PqlrError(f"{len(classes)} class names for a model with {n_out} outputs")
+    if feature is None:                                # the front end's default when it fits the model
+        from ..data.features import FeatureConfig
+        default = FeatureConfig()
+        feature = default if tuple(default.shape) == tuple(prog.input_shape[:2]) else None
     if feature is not None and not isinstance(feature, dict):
         from dataclasses import asdict
         feature = asdict(feature)
