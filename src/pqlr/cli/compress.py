@@ -59,6 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--epochs", type=int, help="float training epochs of the student")
     g.add_argument("--batch-size", type=int)
     g.add_argument("--lr", type=float)
+    g.add_argument("--no-augment", action="store_true", help="train without waveform augmentation (faster)")
+    g.add_argument("--per-class", type=int, help="at most this many clips per class (quick runs)")
     g.add_argument("--recipe", help="YAML recipe (same keys as these flags); flags override it")
     g.add_argument("--seed", type=int)
     g.add_argument("--resume", action="store_true", help="continue after the last finished stage")
@@ -83,6 +85,10 @@ def config_from_args(args):
         top["flash"] = parse_bytes(args.flash)
     if args.quiet:
         top["progress"] = False
+    if args.no_augment:
+        top["augment"] = False
+    if args.per_class is not None:
+        top["per_class"] = args.per_class
     base = load_recipe(args.recipe) if args.recipe else PipelineConfig()
     sections = {
         "prune": {"sparse": args.sparse, "method": args.prune_method},

@@ -45,6 +45,8 @@ class PipelineConfig:
     distill_epochs: int = 3
     batch_size: int = 64
     lr: float = 3e-3
+    augment: bool = True            # waveform augmentation while training (time shift, noise, gain, speed)
+    per_class: int | None = None    # cap clips per class (quick runs; synthetic sets: how many to make)
     flash: int | None = None        # weight-bytes budget -> mixed precision
     ram: int | None = None          # RAM budget -> tile streaming
     tiles: int | None = None
@@ -111,7 +113,7 @@ def _train(ctx: Context, model: nn.Module, epochs: int, *, extra_loss=None, labe
         return {"epochs": 0}
     loss_fn = distill_loss_fn(ctx.teacher, ctx.cfg.distill) if ctx.teacher is not None else None
     tc = TrainConfig(epochs=epochs, batch_size=ctx.cfg.batch_size, lr=ctx.cfg.lr, seed=ctx.cfg.seed,
-                     device=ctx.cfg.device)
+                     device=ctx.cfg.device, augment=ctx.cfg.augment)
     res = train(model, ctx.data, tc, loss_fn=loss_fn, extra_loss=extra_loss, progress=ctx.cfg.progress)
     return {"epochs": epochs, "val_accuracy": res.accuracy, "seconds": res.seconds}
 
@@ -245,7 +247,8 @@ def run_pipeline(cfg: PipelineConfig, *, resume: bool = False, log: Callable[[st
 
     t0 = time.time()
     data = load_dataset(cfg.dataset, words=list(cfg.words) if cfg.words else None,
-                        holdout_speaker=cfg.holdout_speaker, seed=cfg.seed, progress=cfg.progress)
+                        holdout_speaker=cfg.holdout_speaker, seed=cfg.seed, per_class=cfg.per_class,
+                        progress=cfg.progress)
     log(f"data: {data.name}, {len(data.classes)} classes, train/val/test = "
         f"{len(data.train)}/{len(data.val)}/{len(data.test)}")
     ctx = Context(cfg, data)

@@ -11,6 +11,13 @@ each conv / linear (ReLU fused as the clamp), add, pooling / mean, LayerNorm, so
 transposes keep their input's qparams. With 16-bit activations, ops that only exist in int8
 (transformer ops) read through a narrowing quantizer ("narrow", 8 bit) and int8 tensors enter
 16-bit ops through an exact widening (scale / 128, zp 0: q16 = 128 (q8 - zp), no rounding).
+The model input is int8 features; the classifier output is at least 8 bit (4-bit logits tie).
+Dropout is left out of the program (QAT fine-tunes without it).
+
+Supported: DS-CNN and nn.Sequential CNNs (Conv2d incl. depthwise, folded BN, ReLU, global
+average pooling, Flatten, Linear), KWSTransformer (mean pooling, pre- or post-LN), and low-rank
+layers (compress.lowrank: two layers with a quantizer between). Anything else raises
+UnsupportedError naming the layer and its type.
 """
 from __future__ import annotations
 
@@ -337,7 +344,7 @@ def quantize_(model: nn.Module, cfg: QuantConfig, step: str = "prepare", calib: 
         fold_bn(model)
         qm = QuantModel(model, build_program(model, cfg.abits), cfg)
         qm.calibrate(calib, cfg.calib, cfg.init, cfg.percentile)
-        qm.train()
+        qm.train(cfg.method == "lsq+")               # QAT-ready, or PTQ (evaluation mode)
         return qm
     if step == "convert":
         if not isinstance(model, QuantModel):

@@ -15,7 +15,7 @@ from ..models import MODEL_NAMES, load_model, model_stats, save_model
 def teacher_cache_path(cfg, data) -> Path:
     base = Path(os.environ.get("PQLR_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pqlr")
     key = hashlib.sha256(repr((cfg.teacher, cfg.dataset, cfg.words, cfg.holdout_speaker, cfg.seed,
-                               cfg.teacher_epochs, cfg.batch_size, cfg.lr, data.classes)).encode()).hexdigest()[:12]
+                               cfg.teacher_epochs, cfg.batch_size, cfg.lr, cfg.augment, cfg.per_class, data.classes)).encode()).hexdigest()[:12]
     return base / "teachers" / f"{cfg.teacher}-{key}.safetensors"
 
 
@@ -38,7 +38,7 @@ def get_teacher(cfg, data, log: Callable[[str], None] = print) -> tuple[nn.Modul
             log(f"[teacher] training {spec} for {cfg.teacher_epochs} epochs (cached at {path})")
             model = build_model(spec, len(data.classes), seed=cfg.seed)
             train(model, data, TrainConfig(epochs=cfg.teacher_epochs, batch_size=cfg.batch_size, lr=cfg.lr,
-                                           seed=cfg.seed, device=cfg.device), progress=cfg.progress)
+                                           seed=cfg.seed, device=cfg.device, augment=cfg.augment), progress=cfg.progress)
             save_model(path, model, {"classes": data.classes})
             source = f"trained, cached at {path}"
     else:

@@ -35,6 +35,11 @@ def _tensor(qm, name: str) -> Tensor:
     return Tensor(name, tuple(int(s) for s in t.shape), "s16" if bits == 16 else "s8", bits, float(scale), int(zp))
 
 
+def _clamp(g: Graph, op) -> dict:
+    """Explicit output clamp at the output's bit-width (the transformer ops default to int8)."""
+    return ops_nn.activation_clamp(g.tensor(op.output), None)
+
+
 def _weight_node(qm, op, g: Graph, ir_op: str, rows: np.ndarray, attrs: dict, relu: bool) -> Node:
     """Packed weights, int32 bias, per-channel multiplier/shift and the output clamp of one layer."""
     _, b_int = qm.integer_layer(op.layer)
@@ -87,7 +92,7 @@ def _pos_add(qm, op, g):
     table = qm.float_model.get_parameter(op.layer)[0].detach().double().numpy()   # (T, D)
     s_t, z_t = qm.act(op.attrs["table_quant"]).qparams()
     q = P.quantize_act(table, s_t, z_t, 8)
-    attrs = ops_tf.pos_add_attrs(g.tensor(op.inputs[0]), s_t, z_t, g.tensor(op.output))
+    attrs = {**ops_tf.pos_add_attrs(g.tensor(op.inputs[0]), s_t, z_t, g.tensor(op.output)), **_clamp(g, op)}
     return [Node(op.name, "pos_add", list(op.inputs), [op.output], attrs, {"table": q})]
 
 
@@ -95,7 +100,7 @@ def _layernorm(qm, op, g):
     mod = qm.layer(op.layer)
     params, attrs = ops_tf.layernorm_params(mod.weight.detach().double().numpy(), mod.bias.detach().double().numpy(),
                                             mod.eps, g.tensor(op.inputs[0]).scale, g.tensor(op.output).scale)
-    return [Node(op.name, "layernorm", list(op.inputs), [op.output], attrs, params)]
+    return [Node(op.name, "layernorm", list(op.inputs), [op.output], {**attrs, **_clamp(g, op)}, params)]
 
 
 def _softmax(qm, op, g):
@@ -108,13 +113,13 @@ def _softmax(qm, op, g):
 
 def _gelu(qm, op, g):
     x, out = g.tensor(op.inputs[0]), g.tensor(op.output)
-    table = ops_tf.gelu_table(x.scale, x.zero_point, out.scale, out.zero_point)
+    table = P.make_lut(ops_tf.gelu, x.scale, x.zero_point, out.scale, out.zero_point, out.bits)   # exact-erf GELU
     return [Node(op.name, "lut", list(op.inputs), [op.output], {}, {"table": table})]
 
 
 def _matmul(qm, op, g):
     a, b, out = (g.tensor(t) for t in (*op.inputs, op.output))
-    attrs = ops_tf.matmul_attrs(a.scale, b.scale, out.scale, op.attrs.get("alpha", 1.0))
+    attrs = {**ops_tf.matmul_attrs(a.scale, b.scale, out.scale, op.attrs.get("alpha", 1.0)), **_clamp(g, op)}
     return [Node(op.name, "matmul", list(op.inputs), [op.output], attrs)]
 
 

@@ -1,0 +1,70 @@
+"""`pqlr-compress`: bad flags and values give one line and exit 2, before any data is touched."""
+import subprocess
+import sys
+
+import pytest
+
+from pqlr.cli.compress import main
+
+FSDD = "fsdd:../shared/data/fsdd/recordings"
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--sparse", "1.2"], "--sparse must be in [0, 1)"),
+    (["--wbits", "3"], "3"),
+    (["--abits", "5"], "5"),
+    (["--rank", "0"], "--rank must be >= 1"),
+    (["--model", "resnet9000"], "unknown model 'resnet9000'"),
+    (["--teacher", "gpt-9"], "unknown teacher 'gpt-9'"),
+    (["--dataset", "fsdd:/nonexistent/fsdd"], "/nonexistent/fsdd"),
+    (["--dataset", "imagenet"], "imagenet"),
+    (["--output", "model.onnx"], "--output must name a .bin"),
+    (["--ram", "lots"], "lots"),
+    (["--epochs", "-1"], "--epochs must be >= 0"),
+    (["--sparse", "abc"], "invalid float value"),
+])
+def test_bad_input_one_line_exit_2(argv, needle, capsys, tmp_path):
+    try:
+        code = main([*argv, "--quiet"] + ([] if "--output" in argv else ["--output", str(tmp_path / "m.bin")]))
+    except SystemExit as e:          # argparse usage errors
+        code = e.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert needle in err
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "m.bin").exists()
+
+
+def test_usage_errors_exit_2_via_console_script(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pqlr", "compress", "--wbits", "3", "--output", str(tmp_path / "m.bin")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_help_teaches():
+    proc = subprocess.run([sys.executable, "-c", "from pqlr.cli.compress import main; main(['--help'])"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0
+    for flag in ("--sparse", "--wbits", "--rank", "--teacher", "--ram", "--recipe", "--resume"):
+        assert flag in proc.stdout
+    assert "pqlr-compress --model tinybert --dataset kws_chinese" in proc.stdout
+
+
+def test_recipe_loading_and_errors(tmp_path):
+    from pqlr.compress.recipe import load_recipe
+    from pqlr.errors import PqlrError
+
+    good = tmp_path / "r.yaml"
+    good.write_text("model: ds-cnn-s\nprune: {sparse: 0.5}\nquant: {wbits: 8, abits: 8}\nlowrank: null\n"
+                    "distill: {temperature: 4, alpha: 0.5}\nepochs: 2\n")
+    cfg = load_recipe(good, epochs=3)
+    assert cfg.model == "ds-cnn-s" and cfg.prune.sparse == 0.5 and cfg.quant.wbits == 8
+    assert cfg.lowrank is None and cfg.distill.temperature == 4 and cfg.epochs == 3   # flag beats recipe
+    for text, needle in [("modle: x\n", "unknown key(s): modle"), ("prune: {sparsity: 0.5}\n", "unknown key(s) in prune"),
+                         ("prune: {sparse: 2}\n", "--sparse"), ("- a\n- b\n", "mapping"), ("a: [\n", "not valid YAML")]:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        with pytest.raises(PqlrError, match=needle.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+            load_recipe(bad)

@@ -1,0 +1,79 @@
+"""The pipeline end to end on a small real model and real data: every stage runs, the report has
+the article's table, the C package is written, and --resume after a crash gives the same result."""
+import json
+
+import pytest
+
+from pqlr.compress import pipeline
+from pqlr.compress.lowrank import LowRankConfig
+from pqlr.compress.prune import PruneConfig
+from pqlr.compress.quantize import QuantConfig
+
+FSDD = "fsdd:../shared/data/fsdd/recordings"
+
+
+def _cfg(tmp_path, **kw):
+    base = dict(model="ds-cnn-s", dataset=FSDD, holdout_speaker="theo", per_class=30, augment=False,
+                teacher=None, prune=PruneConfig(sparse=0.5), quant=QuantConfig(wbits=4, abits=8, calib=64),
+                lowrank=LowRankConfig(rank=16), epochs=2, prune_epochs=1, qat_epochs=1, lowrank_epochs=1,
+                distill_epochs=1, output=str(tmp_path / "kws.bin"), progress=False)
+    base.update(kw)
+    return pipeline.PipelineConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("full")
+    cfg = _cfg(tmp)
+    return cfg, pipeline.run_pipeline(cfg, log=lambda m: None)
+
+
+def test_report_has_the_article_table(full_run):
+    cfg, report = full_run
+    names = [s["name"] for s in report["stages"]]
+    assert names == ["original", "pruned", "quantized", "low-rank", "distilled"]
+    for s in report["stages"]:
+        for key in ("accuracy", "weight_bytes", "activation_bytes", "code_bytes", "macs"):
+            assert key in s
+    st = {s["name"]: s for s in report["stages"]}
+    assert st["pruned"]["macs"] < st["original"]["macs"]
+    assert st["quantized"]["weight_bytes"] < st["pruned"]["weight_bytes"] / 5      # fp32 -> int4
+    assert st["quantized"]["code_bytes"] and st["quantized"]["code_bytes"] > 0
+    f = report["final"]
+    assert f["host_check"]["mismatches"] == 0
+    assert abs(f["accuracy_int"] - f["accuracy"]) <= 0.05
+    assert f["ram_peak_bytes"] > 0 and f["flash_bytes"] >= f["weight_bytes"]
+    assert any("saves no bytes" in json.dumps(s) or "skipped" in json.dumps(s) for s in report["stages"]) or \
+        any("low-rank" in n for n in report["notes"])
+
+
+def test_outputs_written(full_run):
+    cfg, _ = full_run
+    out = cfg.out_dir
+    assert (out.parent / "kws.bin").read_bytes()[:4] == b"PQLR"
+    for f in ("report.json", "report.md", "src/model.c", "src/model_data.c", "src/tiles.c", "CMakeLists.txt",
+              "idf_component.yml", "library.properties", "Makefile"):
+        assert (out / f).is_file(), f
+    assert "const int8_t" in (out / "src/model_data.c").read_text()
+    assert "| weights |" in (out / "report.md").read_text()
+
+
+def test_resume_after_crash_gives_same_result(full_run, tmp_path, monkeypatch):
+    cfg0, report0 = full_run
+    cfg = _cfg(tmp_path)
+    real = pipeline.stage_lowrank
+
+    def crash(ctx):
+        raise RuntimeError("simulated crash")
+    monkeypatch.setattr(pipeline, "STAGES", [(n, crash if n == "low-rank" else f) for n, f in pipeline.STAGES])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        pipeline.run_pipeline(cfg, log=lambda m: None)
+    assert (cfg.out_dir / "stages" / "quantized.safetensors").is_file()
+    monkeypatch.setattr(pipeline, "STAGES", [(n, real if n == "low-rank" else f) for n, f in pipeline.STAGES])
+    logs = []
+    report = pipeline.run_pipeline(cfg, resume=True, log=logs.append)
+    assert any("restored" in m for m in logs)
+    for a, b in zip(report0["stages"], report["stages"]):
+        assert a["name"] == b["name"] and a["accuracy"] == b["accuracy"] and a["weight_bytes"] == b["weight_bytes"]
+    assert report["final"]["accuracy_int"] == report0["final"]["accuracy_int"]
+    assert (cfg.out_dir.parent / "kws.bin").read_bytes() == (cfg0.out_dir.parent / "kws.bin").read_bytes()
