@@ -106,7 +106,7 @@ def finalize(cfg, ctx, log: Callable[[str], None] = print) -> dict:
     with atomic_path(cfg.output) as tmp:
         shutil.copyfile(pkg.bin_path, tmp)
     n_check = min(len(x), 64)
-    y_c, arena_hw = run_host(out_dir, g, x[:n_check])
+    y_c, arena_hw = run_host(out_dir, g, x[:n_check], bin_path=pkg.bin_path)
     mismatches = int((y_c.reshape(n_check, -1) != y_int[:n_check].reshape(n_check, -1)).any(axis=1).sum())
     if mismatches:
         raise PqlrError(f"generated C disagrees with the integer oracle on {mismatches}/{n_check} test samples")

@@ -16,7 +16,10 @@ of weights per output channel (weights) or of features per sample (activations).
 from calibration statistics is done by `init_from` / `finish_calibration` (min-max, percentile or MSE search).
 
 `QuantModel` (bottom) runs a quantized `Program` (compress.quantize) in torch: RUN maps each
-QOp kind to its float semantics; the quantizer of the op's output tensor follows.
+QOp kind to its float semantics; the quantizer of the op's output tensor follows. Biases are
+rounded (STE) to int32 at s_in * s_w; LayerNorm gammas to per-channel int8 (as ir.ops_tf deploys
+them). `freeze` (quantize_ step="convert") stores the deployed integers as buffers
+w_int__<layer> (int8) and b_int__<layer> (int32); the frozen forward uses exactly those.
 """
 from __future__ import annotations
 
@@ -32,8 +35,9 @@ from torch import nn
 from .. import primitives as P
 from ..errors import PqlrError
 
-SOFTMAX_QPARAMS = (1.0 / 256.0, -128)    # softmax output, fixed (ir.ops_tf)
+SOFTMAX_QPARAMS = {8: (1.0 / 256.0, -128), 16: (1.0 / 32768.0, 0)}   # softmax output, fixed (ir.ops_tf)
 WIDEN = 128.0                            # s16 = s8 / 128: exact int8 -> int16, q16 = 128 (q8 - zp)
+MIN_STEP = 1e-8                          # steps never reach zero or go negative during QAT
 
 
 def round_ste(u: torch.Tensor) -> torch.Tensor:
@@ -68,9 +72,9 @@ class WeightQuant(nn.Module):
         per = w[0].numel()
         shape = (-1,) + (1,) * (w.dim() - 1)
         if self.bits == 1:
-            s = grad_scale(self.scale, 1.0 / math.sqrt(per)).view(shape)
+            s = grad_scale(self.scale, 1.0 / math.sqrt(per)).clamp(min=MIN_STEP).view(shape)
             return s * sign_ste(w / s.detach())
-        s = grad_scale(self.scale, 1.0 / math.sqrt(per * self.hi)).view(shape)
+        s = grad_scale(self.scale, 1.0 / math.sqrt(per * self.hi)).clamp(min=MIN_STEP).view(shape)
         return torch.clamp(round_ste(w / s), self.lo, self.hi) * s
 
     def integer(self, w: torch.Tensor) -> np.ndarray:
@@ -140,7 +144,7 @@ class ActQuant(nn.Module):
             self.samples.append(x.detach().flatten()[::max(1, x.numel() // 20000)].clone())
             return x
         g = 1.0 / math.sqrt(max(1, x[0].numel()) * self.hi)
-        s = grad_scale(self.scale, g) if self.fixed is None else self.scale.detach()
+        s = grad_scale(self.scale, g).clamp(min=MIN_STEP) if self.fixed is None else self.scale.detach()
         beta = grad_scale(self.beta, g) if self.fixed is None else self.beta.detach()
         z = self.zero_point_ste(s, beta)
         q = torch.clamp(round_ste(x / s) + z, self.lo, self.hi)
@@ -148,7 +152,7 @@ class ActQuant(nn.Module):
 
     def qparams(self) -> tuple[float, int]:
         """(scale, integer zero point) exactly as the forward uses them."""
-        s = float(self.scale.detach())
+        s = max(float(self.scale.detach()), MIN_STEP)
         if self.bits == 16:
             return s, 0
         z = float(np.clip(np.floor(-float(self.beta.detach()) / s + 0.5), self.lo, self.hi))
@@ -215,7 +219,7 @@ class QuantModel(nn.Module):
             self.wq[_key(layer)] = WeightQuant(w.shape[0], cfg.layer_bits(layer, program.layers))
         self.aq = nn.ModuleDict()
         for key, bits in program.quantizers.items():
-            fixed = SOFTMAX_QPARAMS if program.fixed.get(key) == "softmax" else None
+            fixed = SOFTMAX_QPARAMS[bits] if program.fixed.get(key) == "softmax" else None
             self.aq[_key(key)] = ActQuant(bits, fixed)
         self.frozen = False
         self.calibrating = False
@@ -331,7 +335,7 @@ class QuantModel(nn.Module):
         """Fix integer weights (primitives.quantize_weight) and int32 biases; stop all learning."""
         for layer in self.program.layers:
             mod, wq = self.layer(layer), self.wquant(layer)
-            wq.scale.clamp_(min=1e-12)
+            wq.scale.clamp_(min=MIN_STEP)
             s_in = self.qparams(self.program.layer_input[layer])[0]
             w_int = wq.integer(mod.weight)
             b = mod.bias.detach().double().numpy() if mod.bias is not None else np.zeros(w_int.shape[0])
@@ -376,8 +380,9 @@ def _embed_patch(m: QuantModel, op: QOp, xs):       # (B, 1, F, f) -> (B, T, p *
 def _layernorm(m: QuantModel, op: QOp, xs):
     mod = m.layer(op.layer)
     g = mod.weight
-    if not m.calibrating:                            # gamma as deployed: per-channel symmetric int8
-        s_g = (g.detach().abs() / 127.0).clamp(min=1e-12)
+    if not m.calibrating:                            # gamma as deployed: per-channel symmetric int8 / int16
+        g_max = 32767.0 if m.program.tensors[op.output].bits == 16 else 127.0
+        s_g = (g.detach().abs() / g_max).clamp(min=1e-12)
         g = round_ste(g / s_g) * s_g
     return F.layer_norm(xs[0], mod.normalized_shape, g, mod.bias, mod.eps)
 
@@ -407,7 +412,6 @@ RUN = {
     "reshape": lambda m, op, xs: xs[0].reshape((xs[0].shape[0],) + tuple(op.attrs["new_shape"])),
     "transpose": lambda m, op, xs: xs[0].permute(0, *[p + 1 for p in op.attrs["perm"]]),
     "widen": lambda m, op, xs: xs[0],
-    "narrow": lambda m, op, xs: xs[0],
 }
 
 

@@ -7,10 +7,10 @@ weights and biases are fixed (primitives), activation qparams stop learning.
 
 Where activation quantizers sit (each one is an IR tensor's qparams): the model input, after
 each conv / linear (ReLU fused as the clamp), add, pooling / mean, LayerNorm, softmax (fixed
-1/256, zp -128), GELU, Q/K/V, the two attention matmuls and the positional add. Reshapes and
-transposes keep their input's qparams. With 16-bit activations, ops that only exist in int8
-(transformer ops) read through a narrowing quantizer ("narrow", 8 bit) and int8 tensors enter
-16-bit ops through an exact widening (scale / 128, zp 0: q16 = 128 (q8 - zp), no rounding).
+1/256, zp -128; s16: 1/32768, zp 0), GELU, Q/K/V, the two attention matmuls and the positional
+add. Reshapes and transposes keep their input's qparams. With 16-bit activations every op runs
+on s16; the int8 input features enter through an exact widening (scale / 128, zp 0:
+q16 = 128 (q8 - zp), no rounding).
 The model input is int8 features; the classifier output is at least 8 bit (4-bit logits tie).
 Dropout is left out of the program (QAT fine-tunes without it).
 
@@ -107,11 +107,8 @@ class Program:
     output: str = ""
 
 
-WIDE_OK = ("input", "conv", "linear", "embed_patch", "add", "global_avgpool", "mean_tokens")
-
-
 class _Builder:
-    """Emits QOps, choosing each output's bits and inserting widen / narrow where dtypes differ."""
+    """Emits QOps, choosing each output's bits and inserting exact widenings where dtypes differ."""
 
     def __init__(self, model: nn.Module, abits: int, input_shape):
         self.model, self.abits = model, abits
@@ -120,16 +117,14 @@ class _Builder:
 
     def emit(self, kind: str, name: str, inputs: list[str], shape, *, layer: str = "", alias: bool = False,
              bits: int | None = None, fixed: str | None = None, **attrs) -> str:
-        if kind in WIDE_OK and self.abits == 16:
-            inputs = [self.wide(i) for i in inputs]
-        elif kind not in WIDE_OK and kind != "narrow":
-            inputs = [self.narrow(i) for i in inputs]
+        if self.abits == 16 and kind != "input":
+            inputs = [self.wide(i) for i in inputs]      # every op has an s16 kernel
         out = name if name not in self.p.tensors else f"{name}#{len(self.p.ops)}"
         if alias:
             src = self.p.tensors[inputs[0]]
-            self.p.tensors[out] = QTensor(out, tuple(shape), src.bits, src.quant)
+            self.p.tensors[out] = QTensor(out, tuple(shape), src.bits, src.quant, src.widen_of)
         else:
-            b = bits or (self.abits if kind in WIDE_OK or self.abits <= 8 else 8)
+            b = bits or self.abits
             self.p.tensors[out] = QTensor(out, tuple(shape), b, out)
             self.p.quantizers[out] = b
             if fixed:
@@ -150,14 +145,6 @@ class _Builder:
             self.p.ops.append(QOp("widen", f"{t}:s16", (t,), out))
             self._wide[t] = out
         return self._wide[t]
-
-    def narrow(self, t: str) -> str:
-        src = self.p.tensors[t]
-        if src.bits != 16:
-            return t
-        if src.widen_of is not None:
-            return src.widen_of
-        return self.emit("narrow", f"{t}:s8", [t], src.shape, bits=8)
 
     def module(self, path: str, types: tuple, what: str) -> nn.Module:
         try:
@@ -264,7 +251,7 @@ def _walk_transformer(b: _Builder, model: nn.Module) -> str:
     x = b.emit("reshape", f"{first}.tokens", [x], (t, width), alias=True, new_shape=(t, width))
     if first != "embed":
         x = b.dense("embed.second", x)
-    b.p.quantizers["pos.table"] = 8
+    b.p.quantizers["pos.table"] = 16 if b.abits == 16 else 8      # table dtype = x's dtype
     x = b.emit("pos_add", "pos", [x], (t, d), layer="pos", table_quant="pos.table")
     for i, blk in enumerate(model.blocks):
         pre = f"blocks.{i}."
@@ -288,7 +275,8 @@ def _walk_transformer(b: _Builder, model: nn.Module) -> str:
                 return b.emit("transpose", f"{y}.T", [y], shape, alias=True, perm=perm)
             q, k, v = heads_of("q", (1, 0, 2)), heads_of("k", (1, 2, 0)), heads_of("v", (1, 0, 2))
             s = b.emit("matmul", pre + "attn.scores", [q, k], (heads, t, t), alpha=float(blk.attn.scale))
-            a = b.emit("softmax", pre + "attn.softmax", [s], (heads, t, t), bits=8, fixed="softmax")
+            a = b.emit("softmax", pre + "attn.softmax", [s], (heads, t, t), bits=16 if b.abits == 16 else 8,
+                       fixed="softmax")
             c = b.emit("matmul", pre + "attn.context", [a, v], (heads, t, dh))
             c = b.emit("transpose", f"{c}.T", [c], (t, heads, dh), alias=True, perm=(1, 0, 2))
             c = b.emit("reshape", f"{c}.flat", [c], (t, heads * dh), alias=True, new_shape=(t, heads * dh))
@@ -332,9 +320,11 @@ def build_program(model: nn.Module, abits: int = 8, input_shape=None) -> Program
 
 # ---------------------------------------------------------------- the verb
 def quantize_(model: nn.Module, cfg: QuantConfig, step: str = "prepare", calib: Iterable | None = None) -> nn.Module:
-    """step="prepare": fold BN, build the quantized program, init quantizers from `calib`
-    (feature batches (B, 1, frames, feats) or (x, y) pairs; the first `cfg.calib` utterances);
-    returns a QuantModel. step="convert": freeze a QuantModel for `ir.lower`; returns it."""
+    """step="prepare": fold BN (in place: `model` becomes the QuantModel's float_model), build the
+    quantized program, init quantizers from `calib` (feature batches (B, 1, frames, feats) or
+    (x, y) pairs; the first `cfg.calib` utterances); returns a QuantModel, in training mode for
+    method="lsq+" (QAT), in eval mode for "ptq". step="convert": freeze a QuantModel for
+    `ir.lower` (cfg is not used); returns it."""
     if step == "prepare":
         if isinstance(model, QuantModel):
             raise PqlrError("model is already quantized (prepare was called before)")

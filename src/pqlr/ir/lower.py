@@ -17,7 +17,9 @@ per primitives.pack_weights at the layer's bit-width.
     layernorm       layernorm;  softmax: softmax;  gelu: lut (exact-erf GELU table)
     matmul          matmul (Q.K^T with alpha = 1/sqrt(d_head) in the multiplier; A.V)
     reshape / transpose   reshape / transpose (qparams unchanged)
-    widen / narrow  requantize s8 -> s16 (exact, x128) / s16 -> s8
+    widen           requantize s8 -> s16 (exact: x128)
+With 16-bit activations every op is the s16 variant (softmax output (1/32768, 0), int16 gamma,
+interpolated 16-bit GELU table, int16 positional table).
 """
 from __future__ import annotations
 
@@ -91,29 +93,38 @@ def _add(qm, op, g):
 def _pos_add(qm, op, g):
     table = qm.float_model.get_parameter(op.layer)[0].detach().double().numpy()   # (T, D)
     s_t, z_t = qm.act(op.attrs["table_quant"]).qparams()
-    q = P.quantize_act(table, s_t, z_t, 8)
+    q = P.quantize_act(table, s_t, z_t, qm.act(op.attrs["table_quant"]).bits)   # int8, or int16 for s16 x
     attrs = {**ops_tf.pos_add_attrs(g.tensor(op.inputs[0]), s_t, z_t, g.tensor(op.output)), **_clamp(g, op)}
     return [Node(op.name, "pos_add", list(op.inputs), [op.output], attrs, {"table": q})]
 
 
 def _layernorm(qm, op, g):
     mod = qm.layer(op.layer)
+    out = g.tensor(op.output)
     params, attrs = ops_tf.layernorm_params(mod.weight.detach().double().numpy(), mod.bias.detach().double().numpy(),
-                                            mod.eps, g.tensor(op.inputs[0]).scale, g.tensor(op.output).scale)
+                                            mod.eps, g.tensor(op.inputs[0]).scale, out.scale,
+                                            16 if out.dtype == "s16" else 8)
     return [Node(op.name, "layernorm", list(op.inputs), [op.output], {**attrs, **_clamp(g, op)}, params)]
 
 
 def _softmax(qm, op, g):
-    out = g.tensor(op.output)
-    if (out.scale, out.zero_point) != (1.0 / 256.0, -128):
-        raise UnsupportedError(f"layer {op.name}: softmax output qparams must be (1/256, -128)")
-    return [Node(op.name, "softmax", list(op.inputs), [op.output], {},
-                 {"table": ops_tf.softmax_table(g.tensor(op.inputs[0]).scale)})]
+    out, s_in = g.tensor(op.output), g.tensor(op.inputs[0]).scale
+    fixed = (1.0 / 32768.0, 0) if out.dtype == "s16" else (1.0 / 256.0, -128)
+    if (out.scale, out.zero_point) != fixed:
+        raise UnsupportedError(f"layer {op.name}: softmax output qparams must be {fixed}")
+    if out.dtype == "s16":
+        params, attrs = ops_tf.softmax_s16_params(s_in)
+    else:
+        params, attrs = {"table": ops_tf.softmax_table(s_in)}, {}
+    return [Node(op.name, "softmax", list(op.inputs), [op.output], attrs, params)]
 
 
 def _gelu(qm, op, g):
     x, out = g.tensor(op.inputs[0]), g.tensor(op.output)
-    table = P.make_lut(ops_tf.gelu, x.scale, x.zero_point, out.scale, out.zero_point, out.bits)   # exact-erf GELU
+    if out.dtype == "s16":                            # 513 knots, linear interpolation
+        table = ops_tf.lut_table(ops_tf.gelu, x.scale, x.zero_point, out.scale, out.zero_point, 16)
+    else:                                             # 256 entries, clamped to 4 or 8 bits
+        table = P.make_lut(ops_tf.gelu, x.scale, x.zero_point, out.scale, out.zero_point, out.bits)
     return [Node(op.name, "lut", list(op.inputs), [op.output], {}, {"table": table})]
 
 
@@ -135,7 +146,7 @@ EMIT = {
     "reshape": lambda qm, op, g: [Node(op.name, "reshape", list(op.inputs), [op.output])],
     "transpose": lambda qm, op, g: [Node(op.name, "transpose", list(op.inputs), [op.output],
                                          {"perm": tuple(op.attrs["perm"])})],
-    "widen": _requantize, "narrow": _requantize,
+    "widen": _requantize,
 }
 
 

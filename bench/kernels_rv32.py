@@ -1,0 +1,103 @@
+"""Benchmark: retired instructions per MAC of the reference vs the optimized ("opt") C kernels on
+RV32IMAC (QEMU, exact rdinstret counts), per layer type and for the whole DS-CNN-S, W8A8 and W4A8.
+
+The model is the zoo DS-CNN-S (12 classes, seed 0), PTQ-calibrated (min/max on 24 random inputs,
+seed 0) and lowered to the integer IR; both variants run through pqlr.deploy.verify.verify_graph
+(generated C, bit-exact check against the oracle included). Not part of the test suite. Example:
+
+    .venv/bin/python bench/kernels_rv32.py --samples 2 --json bench/results/kernels_rv32.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+
+import numpy as np
+import torch
+
+from pqlr import primitives as P
+from pqlr.compress.quantize import QuantConfig, quantize_
+from pqlr.deploy.verify import verify_graph
+from pqlr.io import write_json
+from pqlr.ir.lower import lower
+from pqlr.ir.ops_select import use_variant
+from pqlr.models import build_model
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="ds-cnn-s")
+    ap.add_argument("--wbits", type=int, nargs="+", default=[8, 4], help="weight widths (activations int8)")
+    ap.add_argument("--samples", type=int, default=2, help="inputs per run (counts are the median)")
+    ap.add_argument("--target", default="rv32imac")
+    ap.add_argument("--json", help="write the measurements here")
+    return ap.parse_args(argv)
+
+
+def lowered(model: str, wbits: int, n: int):
+    """(integer graph, n quantized random inputs) of the PTQ-calibrated zoo model."""
+    torch.manual_seed(0)
+    x = torch.randn(24, 1, 49, 10)
+    qm = quantize_(build_model(model, 12, seed=0).eval(),
+                   QuantConfig(wbits=wbits, abits=8, method="ptq", init="minmax"), calib=[x])
+    g = lower(quantize_(qm, None, step="convert"))
+    s, z, _ = qm.qparams("input")
+    xi = P.quantize_act(x[:n, 0].numpy(), s, z, 8).reshape(n, *g.tensor(g.inputs[0]).shape)
+    return g, xi
+
+
+def measure(graph, x, target: str) -> dict:
+    out = {}
+    for variant in ("reference", "opt"):
+        with use_variant(variant):
+            r = verify_graph(graph, None, x, target)
+        if r["mismatches"]:
+            raise SystemExit(f"{variant}: {r['mismatches']} samples differ from the oracle")
+        kinds = defaultdict(lambda: [0, 0])
+        for node, layer in zip(graph.nodes, r["layers"]):
+            kind = layer["op"]
+            if kind == "conv2d":
+                kind = "conv2d 1x1" if tuple(node.attrs["kernel"]) == (1, 1) else \
+                    f"conv2d {node.attrs['kernel'][0]}x{node.attrs['kernel'][1]}"
+            kinds[kind][0] += layer["macs"]
+            kinds[kind][1] += layer["instructions"]
+        out[variant] = {"total_instructions": r["instructions_per_inference"], "macs": r["macs"],
+                        "instructions_per_mac": r["instructions_per_mac"],
+                        "text_bytes": r["text_bytes"], "stack_peak_bytes": r["stack_peak_bytes"],
+                        "kinds": {k: {"macs": m, "instructions": i} for k, (m, i) in kinds.items()}}
+    return out
+
+
+def table(name: str, m: dict) -> str:
+    ref, opt = m["reference"], m["opt"]
+    rows = [f"{name}: instructions per MAC, reference -> opt (speed-up)",
+            f"  {'layer type':<18} {'MACs':>10} {'reference':>10} {'opt':>8} {'x':>6}"]
+    for kind, r in ref["kinds"].items():
+        o = opt["kinds"][kind]
+        rows.append(f"  {kind:<18} {r['macs']:>10,} {r['instructions'] / r['macs']:>10.2f} "
+                    f"{o['instructions'] / o['macs']:>8.2f} {r['instructions'] / o['instructions']:>6.2f}")
+    rows.append(f"  {'whole network':<18} {ref['macs']:>10,} {ref['instructions_per_mac']:>10.2f} "
+                f"{opt['instructions_per_mac']:>8.2f} {ref['total_instructions'] / opt['total_instructions']:>6.2f}")
+    rows.append(f"  instructions/inference {ref['total_instructions']:,} -> {opt['total_instructions']:,}; "
+                f"code {ref['text_bytes']:,} -> {opt['text_bytes']:,} B; "
+                f"stack {ref['stack_peak_bytes']:,} -> {opt['stack_peak_bytes']:,} B")
+    return "\n".join(rows)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    results = {}
+    for wbits in args.wbits:
+        g, x = lowered(args.model, wbits, args.samples)
+        name = f"{args.model} W{wbits}A8 on {args.target}"
+        results[name] = measure(g, x, args.target)
+        print(table(name, results[name]), flush=True)
+    if args.json:
+        write_json(args.json, {"model": args.model, "target": args.target, "samples": args.samples,
+                               "numpy": np.__version__, "results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Build-time choice of the C kernel variant: "reference" (the plain kernels of pqlr_nn.h) or "opt"
+(the faster, bit-exact kernels of pqlr_nn_opt.h: runtime/src/pqlr_<op>_s8_opt.c).
+
+Only the kernel name in the emitted call changes; parameter struct, arguments and results are
+the same (tests/ir/test_ops_opt.py). Ops without an optimized kernel keep the reference.
+
+    c_call(node, graph, ins, out, symbols, variant="opt") -> str     like OpDef.c_call
+    with use_variant("opt"): ...      code generation inside uses the chosen variant (it swaps the
+                                      c_call of the ops table entries and restores them on exit)
+
+The "opt" block declares the kernel's prototype at block scope, so generated code compiles
+whether or not pqlr.h includes pqlr_nn_opt.h.
+"""
+from __future__ import annotations
+
+import dataclasses
+from contextlib import contextmanager
+from typing import Iterator
+
+from ..errors import PqlrError
+from .graph import Graph, Node
+
+VARIANTS = ("reference", "opt")
+
+# reference kernel -> (optimized kernel, its parameter struct)
+OPT_KERNELS: dict[str, tuple[str, str]] = {
+    "pqlr_conv2d_s8": ("pqlr_conv2d_s8_opt", "pqlr_conv2d_params"),
+    "pqlr_depthwise_conv2d_s8": ("pqlr_depthwise_conv2d_s8_opt", "pqlr_conv2d_params"),
+    "pqlr_fully_connected_s8": ("pqlr_fully_connected_s8_opt", "pqlr_fully_connected_params"),
+}
+_SIGNATURE = ("const {struct} *, const int8_t *, const int8_t *, const int32_t *, const int32_t *, "
+              "const int32_t *, int8_t *")
+
+
+def _check(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise PqlrError(f"kernel variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+
+
+def kernel_name(fn: str, variant: str) -> str:
+    """The C function a call to reference kernel `fn` uses under `variant`."""
+    _check(variant)
+    return OPT_KERNELS[fn][0] if variant == "opt" and fn in OPT_KERNELS else fn
+
+
+def c_call(node: Node, graph: Graph, ins: list[str], out: str, symbols: dict[str, str],
+           variant: str = "opt") -> str:
+    """OPS[node.op].c_call with the kernel of `variant`."""
+    from .ops import OPS
+
+    return _rename(OPS[node.op].c_call(node, graph, ins, out, symbols), node, graph, variant)
+
+
+def _rename(text: str, node: Node, graph: Graph, variant: str) -> str:
+    from .ops_nn import _KERNELS, c_kernel
+
+    if node.op not in _KERNELS:
+        return text
+    fn = c_kernel(node, graph).fn
+    new = kernel_name(fn, variant)
+    if new == fn:
+        return text
+    call = f"PQLR_CHECK({fn}(&p, "
+    if text.count(call) != 1 or not text.startswith("{\n"):
+        raise PqlrError(f"layer {node.name}: unexpected c_call text for {fn}")
+    proto = f"    pqlr_status {new}({_SIGNATURE.format(struct=OPT_KERNELS[fn][1])});\n"
+    return "{\n" + proto + text[2:].replace(call, f"PQLR_CHECK({new}(&p, ")
+
+
+@contextmanager
+def use_variant(variant: str) -> Iterator[None]:
+    """Within the block, OPS[op].c_call emits `variant` kernels (code generation, verify_graph)."""
+    from .ops import OPS
+
+    _check(variant)
+    saved = dict(OPS)
+    try:
+        if variant != "reference":
+            for name, op in saved.items():
+                base = op.c_call
+                OPS[name] = dataclasses.replace(
+                    op, c_call=lambda n, g, i, o, s, _b=base: _rename(_b(n, g, i, o, s), n, g, variant))
+        yield
+    finally:
+        OPS.clear()
+        OPS.update(saved)

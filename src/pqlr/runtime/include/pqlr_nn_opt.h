@@ -1,0 +1,238 @@
+/* pqlr_nn_opt.h: optimized int8 CNN kernels for cores without SIMD (RV32IMAC, Cortex-M0/M3) and the
+ * inner loops they share. Same parameter structs, signatures and results (bit for bit) as the
+ * reference kernels of pqlr_nn.h; the name carries the suffix _opt. Chosen at build time
+ * (pqlr.ir.ops_select); tests/ir/test_ops_opt.py checks them against the reference, and
+ * bench/kernels_rv32.py measures their retired instructions per MAC.
+ *
+ * What makes them faster (a naive int8 MAC costs 7 instructions: lb, lb, sub, mul, add, add, bne):
+ *   - register blocking: 4 output channels x 3 output pixels per inner loop, so one input byte feeds
+ *     4 MACs and one weight byte feeds 3; the loop is unrolled 4x and walks pointers (lb with
+ *     immediate offsets, no index arithmetic). Cost ~2.7 instructions per MAC (mul + add + loads).
+ *   - the input zero point leaves the inner loop (interior pixels, where no tap reads padding):
+ *         sum (x - zp) * w = sum x * w - zp * sum w
+ *     with sum w computed once per channel per call. Exact in int32: the accumulator starts at
+ *     bias - zp * sum w and after j products holds bias + sum_{t<j} (x_t - zp) w_t - zp sum_{t>=j} w_t,
+ *     bounded by |bias| + j * 255 * 128 + (K - j) * 128 * 128 <= |bias| + K * 255 * 128, which is
+ *     the reference's own no-overflow precondition (pqlr_nn.h): no step wraps, the result is equal.
+ *   - int4 weights: one byte load and three shifts give two weights (two MACs per byte).
+ *   - requantization without the 64-bit multiply-and-shift when shift n >= 33 (every real
+ *     multiplier < 2^-2, which is every conv/fc of a trained net): with hi = (acc * m) >> 32 (mulh),
+ *         (acc * m + 2^(n-1)) >> n  ==  (hi + 2^(n-33)) >> (n - 32)
+ *     because floor((hi * 2^32 + lo + 2^(n-1)) / 2^n) = floor((hi + 2^(n-33) + lo / 2^32) / 2^(n-32))
+ *     and 0 <= lo / 2^32 < 1 never carries past an integer; |hi| <= 2^30, 2^(n-33) <= 2^29: no wrap.
+ *     Smaller n take the reference's 64-bit path.
+ * Other weight widths (2, 1 bit), channel remainders and edge pixels take plainer loops, still exact.
+ * No malloc, no floating point, no scratch.
+ */
+#ifndef PQLR_NN_OPT_H
+#define PQLR_NN_OPT_H
+
+#include "pqlr_nn.h"
+
+pqlr_status pqlr_conv2d_s8_opt(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *weights,
+                               const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                               int8_t *output);
+pqlr_status pqlr_depthwise_conv2d_s8_opt(const pqlr_conv2d_params *p, const int8_t *input,
+                                         const int8_t *weights, const int32_t *bias,
+                                         const int32_t *multiplier, const int32_t *shift,
+                                         int8_t *output);
+pqlr_status pqlr_fully_connected_s8_opt(const pqlr_fully_connected_params *p, const int8_t *input,
+                                        const int8_t *weights, const int32_t *bias,
+                                        const int32_t *multiplier, const int32_t *shift,
+                                        int8_t *output);
+
+/* The blocked inner loops are kept out of line: in their own function the 12 accumulators and 7
+ * pointers get registers of their own instead of competing with the caller's state. */
+#if defined(__GNUC__)
+#define PQLR_NOINLINE __attribute__((noinline, unused))
+#else
+#define PQLR_NOINLINE
+#endif
+
+/* ------------------------------------------------------------------ requantization */
+
+/* One channel's requantization, prepared once: y = clamp(rq(acc) + zp, lo, hi). */
+typedef struct {
+    int32_t m, n;           /* multiplier, shift (reference semantics) */
+    int32_t round, sh;      /* n >= 33: 2^(n-33) and n - 32; sh = 0 marks the 64-bit path */
+} pqlr_rq;
+
+static inline pqlr_rq pqlr_rq_make(int32_t m, int32_t n)
+{
+    pqlr_rq q;
+    q.m = m;
+    q.n = n;
+    q.round = n >= 33 ? (int32_t)1 << (n - 33) : 0;
+    q.sh = n >= 33 ? n - 32 : 0;
+    return q;
+}
+
+static inline int32_t pqlr_rq_apply(const pqlr_rq *q, int32_t acc, int32_t zp, int32_t lo, int32_t hi)
+{
+    if (q->sh) {
+        const int32_t h = (int32_t)(((int64_t)acc * (int64_t)q->m) >> 32);   /* mulh */
+        const int32_t v = ((h + q->round) >> q->sh) + zp;                   /* |v| < 2^30 */
+        return v < lo ? lo : (v > hi ? hi : v);
+    }
+    return pqlr_requantize_out(acc, q->m, q->n, zp, lo, hi);
+}
+
+/* ------------------------------------------------------------------ weight helpers */
+
+/* sum of weights [w0, w0 + n) of a packed row (any width). */
+static inline int32_t pqlr_row_sum(const int8_t *row, int32_t w0, int32_t n, int32_t wbits)
+{
+    int32_t s = 0;
+    if (wbits == 8) {
+        for (int32_t i = 0; i < n; i++)
+            s += row[w0 + i];
+    } else {
+        for (int32_t i = 0; i < n; i++)
+            s += pqlr_weight_get(row, w0 + i, wbits);
+    }
+    return s;
+}
+
+/* Low / high nibble of a packed int4 byte, sign-extended (b as a signed byte). */
+#define PQLR_LO4(b) ((int32_t)((uint32_t)(uint8_t)(b) << 28) >> 28)
+#define PQLR_HI4(b) ((int32_t)(b) >> 4)
+
+/* ------------------------------------------------------------------ 4 channels x 3 pixels
+ * a[3 * j + i] += sum_{t < n} x_i[t] * w_j[t] for channels j < 4 (rows w + j * ws bytes apart) and
+ * pixels i < 3 (inputs x0, x1, x2), raw inputs (zero point hoisted by the caller). int8 weights.
+ * Inner loop: 28 loads, 48 mul, 48 add, 8 pointer/branch per 48 MACs (2.8 instructions/MAC). */
+PQLR_NOINLINE static void pqlr_dot4x3_w8(const int8_t *x0, const int8_t *x1, const int8_t *x2,
+                                         const int8_t *w, int32_t ws, int32_t n, int32_t *a)
+{
+    int32_t a00 = a[0], a01 = a[1], a02 = a[2], a10 = a[3], a11 = a[4], a12 = a[5];
+    int32_t a20 = a[6], a21 = a[7], a22 = a[8], a30 = a[9], a31 = a[10], a32 = a[11];
+    const int8_t *w0 = w, *w1 = w + ws, *w2 = w1 + ws, *w3 = w2 + ws;
+    const int8_t *end = x0 + (n & ~3);
+#define PQLR_STEP(k)                                                                             \
+    do {                                                                                         \
+        const int32_t u = x0[k], v = x1[k], s = x2[k];                                           \
+        int32_t c = w0[k];                                                                       \
+        a00 += u * c; a01 += v * c; a02 += s * c;                                                \
+        c = w1[k]; a10 += u * c; a11 += v * c; a12 += s * c;                                     \
+        c = w2[k]; a20 += u * c; a21 += v * c; a22 += s * c;                                     \
+        c = w3[k]; a30 += u * c; a31 += v * c; a32 += s * c;                                     \
+    } while (0)
+    while (x0 != end) {
+        PQLR_STEP(0); PQLR_STEP(1); PQLR_STEP(2); PQLR_STEP(3);
+        x0 += 4; x1 += 4; x2 += 4; w0 += 4; w1 += 4; w2 += 4; w3 += 4;
+    }
+    for (int32_t t = n & 3; t > 0; t--) {
+        PQLR_STEP(0);
+        x0++; x1++; x2++; w0++; w1++; w2++; w3++;
+    }
+#undef PQLR_STEP
+    a[0] = a00; a[1] = a01; a[2] = a02; a[3] = a10; a[4] = a11; a[5] = a12;
+    a[6] = a20; a[7] = a21; a[8] = a22; a[9] = a30; a[10] = a31; a[11] = a32;
+}
+
+/* ------------------------------------------------------------------ 4 channels x 2 pixels, rows
+ * a[2 * j + i] += sum over `rows` runs of n: x_i[t] * w_j[t] (pixels i < 2, channels j < 4); the
+ * next run of inputs starts x_step bytes after the previous one, the weights continue where they
+ * stopped (kernel rows of a conv window). Fewer accumulators than 4x3, so the row loop stays in
+ * registers: for tall kernels with short rows (the 10x4 first conv: 10 runs of 4). int8 weights. */
+PQLR_NOINLINE static void pqlr_dot4x2_rows_w8(const int8_t *x0, const int8_t *x1, int32_t x_step,
+                                              const int8_t *w, int32_t ws, int32_t n, int32_t rows,
+                                              int32_t *a)
+{
+    int32_t a00 = a[0], a01 = a[1], a10 = a[2], a11 = a[3];
+    int32_t a20 = a[4], a21 = a[5], a30 = a[6], a31 = a[7];
+    const int8_t *w0 = w, *w1 = w + ws, *w2 = w1 + ws, *w3 = w2 + ws;
+    const int32_t skip = x_step - n;
+#define PQLR_STEP2(k)                                                                            \
+    do {                                                                                         \
+        const int32_t u = x0[k], v = x1[k];                                                      \
+        int32_t c = w0[k];                                                                       \
+        a00 += u * c; a01 += v * c;                                                              \
+        c = w1[k]; a10 += u * c; a11 += v * c;                                                   \
+        c = w2[k]; a20 += u * c; a21 += v * c;                                                   \
+        c = w3[k]; a30 += u * c; a31 += v * c;                                                   \
+    } while (0)
+    for (; rows > 0; rows--) {
+        const int8_t *end = x0 + (n & ~3);
+        while (x0 != end) {
+            PQLR_STEP2(0); PQLR_STEP2(1); PQLR_STEP2(2); PQLR_STEP2(3);
+            x0 += 4; x1 += 4; w0 += 4; w1 += 4; w2 += 4; w3 += 4;
+        }
+        for (int32_t t = n & 3; t > 0; t--) {
+            PQLR_STEP2(0);
+            x0++; x1++; w0++; w1++; w2++; w3++;
+        }
+        x0 += skip; x1 += skip;
+    }
+#undef PQLR_STEP2
+    a[0] = a00; a[1] = a01; a[2] = a10; a[3] = a11; a[4] = a20; a[5] = a21; a[6] = a30; a[7] = a31;
+}
+
+/* The same for int4 weights starting at nibble w0 of each row (rows ws bytes apart). */
+PQLR_NOINLINE static void pqlr_dot4x3_w4(const int8_t *x0, const int8_t *x1, const int8_t *x2,
+                                  const int8_t *w, int32_t ws, int32_t w0n, int32_t n, int32_t *a)
+{
+    int32_t a00 = a[0], a01 = a[1], a02 = a[2], a10 = a[3], a11 = a[4], a12 = a[5];
+    int32_t a20 = a[6], a21 = a[7], a22 = a[8], a30 = a[9], a31 = a[10], a32 = a[11];
+    const int8_t *w0 = w + (w0n >> 1), *w1 = w0 + ws, *w2 = w1 + ws, *w3 = w2 + ws;
+#define PQLR_MAC4(k, NIB)                                                                        \
+    do {                                                                                         \
+        const int32_t u = x0[k], v = x1[k], s = x2[k];                                           \
+        int32_t c = NIB(w0[0]);                                                                  \
+        a00 += u * c; a01 += v * c; a02 += s * c;                                                \
+        c = NIB(w1[0]); a10 += u * c; a11 += v * c; a12 += s * c;                                \
+        c = NIB(w2[0]); a20 += u * c; a21 += v * c; a22 += s * c;                                \
+        c = NIB(w3[0]); a30 += u * c; a31 += v * c; a32 += s * c;                                \
+    } while (0)
+    if ((w0n & 1) && n > 0) {                   /* odd start: the high nibble of the first byte */
+        PQLR_MAC4(0, PQLR_HI4);
+        x0++; x1++; x2++; w0++; w1++; w2++; w3++;
+        n--;
+    }
+    for (int32_t t = n >> 1; t > 0; t--) {       /* one byte = two weights per row */
+        PQLR_MAC4(0, PQLR_LO4);
+        PQLR_MAC4(1, PQLR_HI4);
+        x0 += 2; x1 += 2; x2 += 2; w0++; w1++; w2++; w3++;
+    }
+    if (n & 1)
+        PQLR_MAC4(0, PQLR_LO4);
+#undef PQLR_MAC4
+    a[0] = a00; a[1] = a01; a[2] = a02; a[3] = a10; a[4] = a11; a[5] = a12;
+    a[6] = a20; a[7] = a21; a[8] = a22; a[9] = a30; a[10] = a31; a[11] = a32;
+}
+
+/* ------------------------------------------------------------------ 4 channels x 1 pixel
+ * a[j] += sum_{t < n} (x[t] - zp) * w_j[t] (zero point inside: for edge pixels and short rows);
+ * weights start at element w0n of each row (any width; fast loops for 8 and 4 bits). */
+static inline void pqlr_dot4x1(const int8_t *x, int32_t zp, const int8_t *w, int32_t ws,
+                               int32_t w0n, int32_t n, int32_t wbits, int32_t *a)
+{
+    int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+    if (wbits == 8) {
+        const int8_t *w0 = w + w0n, *w1 = w0 + ws, *w2 = w1 + ws, *w3 = w2 + ws;
+        for (int32_t t = 0; t < n; t++) {
+            const int32_t u = x[t] - zp;
+            a0 += u * w0[t]; a1 += u * w1[t]; a2 += u * w2[t]; a3 += u * w3[t];
+        }
+    } else if (wbits == 4) {
+        const int8_t *w0 = w, *w1 = w0 + ws, *w2 = w1 + ws, *w3 = w2 + ws;
+        for (int32_t t = 0; t < n; t++) {
+            const int32_t i = w0n + t, u = x[t] - zp;
+            if (i & 1) {
+                a0 += u * PQLR_HI4(w0[i >> 1]); a1 += u * PQLR_HI4(w1[i >> 1]);
+                a2 += u * PQLR_HI4(w2[i >> 1]); a3 += u * PQLR_HI4(w3[i >> 1]);
+            } else {
+                a0 += u * PQLR_LO4(w0[i >> 1]); a1 += u * PQLR_LO4(w1[i >> 1]);
+                a2 += u * PQLR_LO4(w2[i >> 1]); a3 += u * PQLR_LO4(w3[i >> 1]);
+            }
+        }
+    } else {
+        a0 += pqlr_dot_s8(x, zp, w, w0n, n, wbits);
+        a1 += pqlr_dot_s8(x, zp, w + ws, w0n, n, wbits);
+        a2 += pqlr_dot_s8(x, zp, w + 2 * ws, w0n, n, wbits);
+        a3 += pqlr_dot_s8(x, zp, w + 3 * ws, w0n, n, wbits);
+    }
+    a[0] = a0; a[1] = a1; a[2] = a2; a[3] = a3;
+}
+
+#endif /* PQLR_NN_OPT_H */

@@ -1,0 +1,205 @@
+"""Optimized CNN kernels (pqlr_nn_opt.h, *_opt.c) == the NumPy oracle == the reference kernels, bit for bit.
+
+Hypothesis draws conv / depthwise / fully connected layers (odd sizes, strides, padding, channel
+tiles, channel counts that are not multiples of 4, weights 8/4/2/1 bit, extreme zero points, biases
+and multipliers incl. shifts < 33 that take the 64-bit requantization); the C runs through ctypes
+(UBSan build). A real graph then runs on rv32imac in QEMU with the "opt" variant (pqlr.ir.ops_select):
+same output bytes as the oracle, fewer retired instructions than the reference.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import cdriver
+from pqlr import primitives as P
+from pqlr.errors import PqlrError
+from pqlr.ir.graph import Graph, Node, Tensor
+from pqlr.ir.ops_nn import NN_OPS, STRUCT_FIELDS, activation_clamp, c_kernel
+from pqlr.ir.ops_select import OPT_KERNELS, c_call, kernel_name, use_variant
+
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
+
+
+@pytest.fixture(scope="module")
+def lib():
+    names = [f"pqlr_{op}_s8{v}.c" for op in OPS for v in ("", "_opt")]
+    return cdriver.load_library(names, name="pqlr_nn_opt_test")
+
+
+def layer(rng, op: str, wbits: int, shape, c_out: int, kernel=(1, 1), stride=(1, 1), padding=(0, 0, 0, 0),
+          zp_in: int = -128, small_shift: bool = False) -> tuple[Node, Graph]:
+    """One random s8 layer with packed weights, bias within the accumulator bound, per-channel quant."""
+    x = Tensor("x", tuple(shape), "s8", 8, 0.05, zp_in)
+    if op == "fully_connected":
+        k, out_shape = shape[-1], (*shape[:-1], c_out)
+    else:
+        h, w, c_in = shape
+        oh = (h + padding[0] + padding[2] - kernel[0]) // stride[0] + 1
+        ow = (w + padding[1] + padding[3] - kernel[1]) // stride[1] + 1
+        k = kernel[0] * kernel[1] * (1 if op == "depthwise_conv2d" else c_in)
+        out_shape = (oh, ow, c_out)
+    y = Tensor("y", out_shape, "s8", 8, 0.1, int(rng.integers(-128, 128)))
+    lo, hi = P.weight_range(wbits)
+    q = rng.integers(lo, hi + 1, size=(c_out, k)) if wbits > 1 else rng.choice([-1, 1], size=(c_out, k))
+    if rng.random() < 0.3:
+        q[0] = lo                                               # extreme weights
+    room = 2**31 - 1 - P.accumulator_bound(k, 8, wbits)
+    bias = rng.integers(-min(room, 2**20), min(room, 2**20) + 1, size=c_out).astype(np.int32)
+    bias[0] = room if rng.random() < 0.2 else bias[0]           # at the bound
+    real = rng.uniform(2.0 ** -3, 0.5, c_out) if small_shift else rng.uniform(1e-5, 2e-3, c_out)
+    m, n = zip(*(P.quantize_multiplier(float(r)) for r in real))
+    n_q = c_out if rng.random() < 0.7 else 1
+    attrs = {"wbits": wbits, **activation_clamp(y, "relu" if rng.random() < 0.5 else None)}
+    if op != "fully_connected":
+        attrs.update(kernel=kernel, stride=stride, padding=padding)
+    params = {"weight": P.pack_weights(q, wbits), "bias": bias,
+              "multiplier": np.array(m[:n_q], np.int32), "shift": np.array(n[:n_q], np.int32)}
+    node = Node("l0", op, ["x"], ["y"], attrs, params)
+    g = Graph({"x": x, "y": y}, [node], ["x"], ["y"])
+    g.validate()
+    return node, g
+
+
+def run_c(lib, fn: str, node: Node, g: Graph, x: np.ndarray, tile=None) -> np.ndarray:
+    """Run `fn` on each sample of x through ctypes; tile = (ch_begin, ch_end) computes only those."""
+    k = c_kernel(node, g)
+    fields = dict(k.fields)
+    w = node.params["weight"]
+    if tile is not None:
+        fields["ch_begin"], fields["ch_end"] = tile
+        w = w[tile[0]:tile[1]]
+    params = cdriver.int32_struct(k.struct_type, STRUCT_FIELDS[k.struct_type])(**fields)
+    y = np.zeros((len(x), *g.tensor("y").shape), np.int8)
+    arrays = {**{a: np.ascontiguousarray(v) for a, v in node.params.items()}, "weight": np.ascontiguousarray(w)}
+    for i in range(len(x)):
+        per = {**arrays, "in0": np.ascontiguousarray(x[i]), "out": y[i]}
+        assert cdriver.call(lib, fn, params, *[per.get(a) for a in k.args]) == 0
+    return y
+
+
+def check(lib, node: Node, g: Graph, x: np.ndarray, tile=None) -> None:
+    ref_fn = c_kernel(node, g).fn
+    opt_fn = kernel_name(ref_fn, "opt")
+    assert opt_fn == ref_fn + "_opt"
+    want = NN_OPS[node.op].run([x], node, g)
+    got = run_c(lib, opt_fn, node, g, x, tile)
+    if tile is None:
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_array_equal(got[..., tile[0]:tile[1]], want[..., tile[0]:tile[1]])
+    np.testing.assert_array_equal(got, run_c(lib, ref_fn, node, g, x, tile))
+
+
+def inputs(rng, g: Graph, n: int = 2) -> np.ndarray:
+    x = rng.integers(-128, 128, size=(n, *g.tensor("x").shape)).astype(np.int8)
+    x[0].flat[: max(1, x[0].size // 3)] = -128                   # extreme inputs
+    return x
+
+
+# ---------------------------------------------------------------- hypothesis: random layers
+@SETTINGS
+@given(seed=st.integers(0, 2**31), op=st.sampled_from(["conv2d", "depthwise_conv2d"]),
+       wbits=st.sampled_from([8, 8, 4, 4, 2, 1]), h=st.integers(1, 9), w=st.integers(1, 9),
+       c_in=st.integers(1, 9), c_out=st.integers(1, 11), kh=st.integers(1, 4), kw=st.integers(1, 4),
+       sh=st.integers(1, 2), sw=st.integers(1, 2), pads=st.tuples(*[st.integers(0, 2)] * 4),
+       zp=st.sampled_from([-128, 127, 0, -3]), small_shift=st.booleans(), tiled=st.booleans())
+def test_conv_opt_matches(lib, seed, op, wbits, h, w, c_in, c_out, kh, kw, sh, sw, pads, zp, small_shift, tiled):
+    rng = np.random.default_rng(seed)
+    if op == "depthwise_conv2d":
+        c_out = c_in
+    if h + pads[0] + pads[2] < kh or w + pads[1] + pads[3] < kw:
+        return
+    node, g = layer(rng, op, wbits, (h, w, c_in), c_out, (kh, kw), (sh, sw), pads, zp, small_shift)
+    tile = None
+    if tiled and c_out > 1:
+        b = int(rng.integers(0, c_out - 1))
+        tile = (b, int(rng.integers(b + 1, c_out + 1)))
+    check(lib, node, g, inputs(rng, g), tile)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**31), wbits=st.sampled_from([8, 8, 4, 4, 2, 1]), rows=st.integers(0, 7),
+       k=st.integers(1, 40), c_out=st.integers(1, 13), zp=st.sampled_from([-128, 127, 5]),
+       small_shift=st.booleans())
+def test_fully_connected_opt_matches(lib, seed, wbits, rows, k, c_out, zp, small_shift):
+    rng = np.random.default_rng(seed)
+    shape = (k,) if rows == 0 else (rows, k)
+    node, g = layer(rng, "fully_connected", wbits, shape, c_out, zp_in=zp, small_shift=small_shift)
+    check(lib, node, g, inputs(rng, g))
+
+
+@pytest.mark.parametrize("op,kernel,stride,padding", [
+    ("conv2d", (1, 1), (1, 1), (0, 0, 0, 0)),                  # DS-CNN pointwise: the GEMM path
+    ("conv2d", (10, 4), (2, 2), (5, 1, 5, 1)),                 # DS-CNN first conv
+    ("depthwise_conv2d", (3, 3), (1, 1), (1, 1, 1, 1)),        # DS-CNN depthwise: unrolled 3x3
+])
+@pytest.mark.parametrize("wbits", [8, 4])
+def test_ds_cnn_shapes(lib, op, kernel, stride, padding, wbits):
+    rng = np.random.default_rng(7)
+    shape = (49, 10, 1) if kernel == (10, 4) else (25, 5, 16)
+    node, g = layer(rng, op, wbits, shape, 16, kernel, stride, padding)
+    check(lib, node, g, inputs(rng, g))
+
+
+def test_bad_arguments_rejected(lib):
+    node, g = layer(np.random.default_rng(0), "conv2d", 8, (4, 4, 3), 4, (3, 3))
+    k = c_kernel(node, g)
+    bad = cdriver.int32_struct(k.struct_type, STRUCT_FIELDS[k.struct_type])(**{**k.fields, "out_h": 9})
+    y = np.zeros(g.tensor("y").shape, np.int8)
+    x = np.zeros(g.tensor("x").shape, np.int8)
+    prm = node.params
+    assert cdriver.call(lib, "pqlr_conv2d_s8_opt", bad, x, prm["weight"], prm["bias"], prm["multiplier"],
+                        prm["shift"], y) == -1
+    assert not y.any()
+
+
+# ---------------------------------------------------------------- selection
+def test_kernel_selection():
+    node, g = layer(np.random.default_rng(0), "conv2d", 8, (4, 4, 3), 4, (3, 3))
+    syms = {p: f"pqlr_l0_{p}" for p in node.params}
+    assert kernel_name("pqlr_conv2d_s8", "reference") == "pqlr_conv2d_s8"
+    assert kernel_name("pqlr_add_s8", "opt") == "pqlr_add_s8"
+    text = c_call(node, g, ["in"], "out", syms, "opt")
+    assert "PQLR_CHECK(pqlr_conv2d_s8_opt(&p, in, (const int8_t *)pqlr_l0_weight" in text
+    assert "pqlr_status pqlr_conv2d_s8_opt(const pqlr_conv2d_params *" in text
+    assert c_call(node, g, ["in"], "out", syms, "reference") == NN_OPS["conv2d"].c_call(node, g, ["in"], "out", syms)
+    with pytest.raises(PqlrError, match="variant"):
+        kernel_name("pqlr_conv2d_s8", "fast")
+    from pqlr.ir.ops import OPS as TABLE
+    before = TABLE["conv2d"]
+    with use_variant("opt"):
+        assert "_opt(&p" in TABLE["conv2d"].c_call(node, g, ["in"], "out", syms)
+    assert TABLE["conv2d"] is before
+    assert set(OPT_KERNELS) == {f"pqlr_{op}_s8" for op in OPS}
+
+
+# ---------------------------------------------------------------- QEMU rv32imac
+def test_rv32imac_graph_bit_exact_and_faster():
+    import importlib.util
+    from pathlib import Path
+
+    from pqlr.deploy.verify import verify_graph
+    from pqlr.hw.toolchains import toolchain
+
+    try:
+        toolchain("rv32imac")
+    except PqlrError as e:
+        pytest.skip(str(e))
+    spec = importlib.util.spec_from_file_location(
+        "deploy_graphs", Path(__file__).resolve().parents[1] / "deploy" / "graphs.py")
+    graphs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(graphs)
+    g = graphs.cnn(seed=3, h=9, w=7, c_in=4, c=8, classes=5, wbits=(8, 4, 8))
+    x = graphs.random_input(g, 3)
+    ref = verify_graph(g, None, x, "rv32imac")
+    with use_variant("opt"):
+        opt = verify_graph(g, None, x, "rv32imac")
+    assert ref["mismatches"] == 0 and opt["mismatches"] == 0 and not opt["soft_float_symbols"]
+    for r, o in zip(ref["layers"], opt["layers"]):
+        if r["op"] in ("conv2d", "depthwise_conv2d"):
+            assert o["instructions"] < r["instructions"], (r, o)
