@@ -2,8 +2,14 @@
 RV32IMAC (QEMU, exact rdinstret counts), per layer type and for the whole DS-CNN-S, W8A8 and W4A8.
 
 The model is the zoo DS-CNN-S (12 classes, seed 0), PTQ-calibrated (min/max on 24 random inputs,
-seed 0) and lowered to the integer IR; both variants run through pqlr.deploy.verify.verify_graph
-(generated C, bit-exact check against the oracle included). Not part of the test suite. Example:
+seed 0) and lowered to the integer IR; every build runs through pqlr.deploy.verify.verify_graph
+(generated C, bit-exact check against the oracle included). Three builds:
+  ref        reference kernels, default arena plan (pointwise / depthwise layers run in place with
+             the in-place reference kernels, which have no optimized variant yet)
+  ref-noip   reference kernels, convolutions not in place (same plan as opt: kernel against kernel)
+  opt        optimized kernels (pqlr.ir.ops_select "opt"), convolutions not in place: the
+             speed-first build, which costs the arena bytes printed below
+Not part of the test suite. Example:
 
     .venv/bin/python bench/kernels_rv32.py --samples 2 --json bench/results/kernels_rv32.json
 """
@@ -12,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import defaultdict
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -20,6 +27,7 @@ from pqlr import primitives as P
 from pqlr.compress.quantize import QuantConfig, quantize_
 from pqlr.deploy.verify import verify_graph
 from pqlr.io import write_json
+from pqlr.ir import ops_nn
 from pqlr.ir.lower import lower
 from pqlr.ir.ops_select import use_variant
 from pqlr.models import build_model
@@ -47,41 +55,56 @@ def lowered(model: str, wbits: int, n: int):
     return g, xi
 
 
+@contextmanager
+def convs_in_place(allowed: bool):
+    """Arena plans made inside may (or may not) run convolutions in place: the planner reads
+    ops_nn.IN_PLACE_KERNELS when it plans (an empty table = no in-place convolution)."""
+    saved = ops_nn.IN_PLACE_KERNELS
+    if not allowed:
+        ops_nn.IN_PLACE_KERNELS = {}
+    try:
+        yield
+    finally:
+        ops_nn.IN_PLACE_KERNELS = saved
+
+
+BUILDS = {"ref": ("reference", True), "ref-noip": ("reference", False), "opt": ("opt", False)}
+
+
 def measure(graph, x, target: str) -> dict:
     out = {}
-    for variant in ("reference", "opt"):
-        with use_variant(variant):
+    for build, (variant, in_place) in BUILDS.items():
+        with use_variant(variant), convs_in_place(in_place):
             r = verify_graph(graph, None, x, target)
         if r["mismatches"]:
-            raise SystemExit(f"{variant}: {r['mismatches']} samples differ from the oracle")
+            raise SystemExit(f"{build}: {r['mismatches']} samples differ from the oracle")
         kinds = defaultdict(lambda: [0, 0])
         for node, layer in zip(graph.nodes, r["layers"]):
             kind = layer["op"]
             if kind == "conv2d":
-                kind = "conv2d 1x1" if tuple(node.attrs["kernel"]) == (1, 1) else \
-                    f"conv2d {node.attrs['kernel'][0]}x{node.attrs['kernel'][1]}"
+                kind = f"conv2d {node.attrs['kernel'][0]}x{node.attrs['kernel'][1]}"
             kinds[kind][0] += layer["macs"]
             kinds[kind][1] += layer["instructions"]
-        out[variant] = {"total_instructions": r["instructions_per_inference"], "macs": r["macs"],
-                        "instructions_per_mac": r["instructions_per_mac"],
-                        "text_bytes": r["text_bytes"], "stack_peak_bytes": r["stack_peak_bytes"],
-                        "kinds": {k: {"macs": m, "instructions": i} for k, (m, i) in kinds.items()}}
+        out[build] = {"total_instructions": r["instructions_per_inference"], "macs": r["macs"],
+                      "instructions_per_mac": r["instructions_per_mac"], "text_bytes": r["text_bytes"],
+                      "stack_peak_bytes": r["stack_peak_bytes"], "arena_plan_bytes": r["arena_plan_bytes"],
+                      "kinds": {k: {"macs": m, "instructions": i} for k, (m, i) in kinds.items()}}
     return out
 
 
 def table(name: str, m: dict) -> str:
-    ref, opt = m["reference"], m["opt"]
-    rows = [f"{name}: instructions per MAC, reference -> opt (speed-up)",
-            f"  {'layer type':<18} {'MACs':>10} {'reference':>10} {'opt':>8} {'x':>6}"]
-    for kind, r in ref["kinds"].items():
-        o = opt["kinds"][kind]
-        rows.append(f"  {kind:<18} {r['macs']:>10,} {r['instructions'] / r['macs']:>10.2f} "
-                    f"{o['instructions'] / o['macs']:>8.2f} {r['instructions'] / o['instructions']:>6.2f}")
-    rows.append(f"  {'whole network':<18} {ref['macs']:>10,} {ref['instructions_per_mac']:>10.2f} "
-                f"{opt['instructions_per_mac']:>8.2f} {ref['total_instructions'] / opt['total_instructions']:>6.2f}")
-    rows.append(f"  instructions/inference {ref['total_instructions']:,} -> {opt['total_instructions']:,}; "
-                f"code {ref['text_bytes']:,} -> {opt['text_bytes']:,} B; "
-                f"stack {ref['stack_peak_bytes']:,} -> {opt['stack_peak_bytes']:,} B")
+    rows = [f"{name}: retired instructions per MAC",
+            f"  {'layer type':<18} {'MACs':>10} " + " ".join(f"{b:>9}" for b in BUILDS) + "   ref/opt"]
+    for kind, r in m["ref"]["kinds"].items():
+        per = [m[b]["kinds"][kind]["instructions"] / r["macs"] for b in BUILDS]
+        rows.append(f"  {kind:<18} {r['macs']:>10,} " + " ".join(f"{v:>9.2f}" for v in per)
+                    + f" {per[0] / per[-1]:>9.2f}")
+    per = [m[b]["instructions_per_mac"] for b in BUILDS]
+    rows.append(f"  {'whole network':<18} {m['ref']['macs']:>10,} " + " ".join(f"{v:>9.2f}" for v in per)
+                + f" {per[0] / per[-1]:>9.2f}")
+    for key, label in (("total_instructions", "instructions/inference"), ("arena_plan_bytes", "arena bytes"),
+                       ("text_bytes", "code bytes"), ("stack_peak_bytes", "stack bytes")):
+        rows.append(f"  {label:<29} " + " ".join(f"{m[b][key]:>9,}" for b in BUILDS))
     return "\n".join(rows)
 
 

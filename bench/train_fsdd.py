@@ -11,7 +11,6 @@ The same training as `pqlr train --model ds-cnn-s --dataset fsdd:PATH --holdout-
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -19,7 +18,7 @@ import time
 
 import torch
 
-from pqlr.data import FeatureConfig, load_dataset
+from pqlr.data import AugmentConfig, FeatureConfig, load_dataset
 from pqlr.io import write_json
 from pqlr.models import build_model
 from pqlr.train import TrainConfig, evaluate, train
@@ -39,6 +38,7 @@ def parse_args(argv=None):
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--aug-speed", default=None, metavar="LO,HI", help="speed-perturbation range (default: AugmentConfig's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--json", default=None, help="write the results here")
@@ -50,7 +50,8 @@ def run_speaker(args, speaker: str, features: FeatureConfig) -> dict:
     model = build_model(args.model, len(data.classes), features.shape, seed=args.seed)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                       label_smoothing=args.label_smoothing, augment=not args.no_augment, seed=args.seed)
-    res = train(model, data, cfg, features=features, progress=False)
+    aug = AugmentConfig(speed=tuple(float(v) for v in args.aug_speed.split(","))) if args.aug_speed else None
+    res = train(model, data, cfg, features=features, augment_config=aug, progress=False)
     test = evaluate(model, data.test, features)
     epoch_s = [h["seconds"] for h in res.history]
     return {"speaker": speaker, "test_accuracy": test.accuracy, "val_accuracy": res.accuracy,

@@ -22,6 +22,9 @@ FSDD = "fsdd:../shared/data/fsdd/recordings"
     (["--ram", "lots"], "lots"),
     (["--epochs", "-1"], "--epochs must be >= 0"),
     (["--sparse", "abc"], "invalid float value"),
+    (["--target", "esp99"], "unknown hardware profile 'esp99'"),
+    (["--target", "esp32-c6", "--ram", "1MB"], "exceeds the SRAM of esp32-c6"),
+    (["--model", "tinybert-6l", "--target", "nrf52840", "--sparse", "0", "--wbits", "8"], "nrf52840 has"),
 ])
 def test_bad_input_one_line_exit_2(argv, needle, capsys, tmp_path):
     try:

@@ -17,12 +17,12 @@ import cdriver
 from pqlr import primitives as P
 from pqlr.errors import PqlrError
 from pqlr.ir.graph import Graph, Node, Tensor
-from pqlr.ir.ops_nn import NN_OPS, STRUCT_FIELDS, activation_clamp, c_kernel
+from pqlr.ir.ops_nn import NN_OPS, STRUCT_FIELDS, activation_clamp, c_kernel, pool_attrs
 from pqlr.ir.ops_select import OPT_KERNELS, c_call, kernel_name, use_variant
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-OPS = ("conv2d", "depthwise_conv2d", "fully_connected")
+OPS = ("conv2d", "depthwise_conv2d", "fully_connected", "avg_pool2d")
 
 
 @pytest.fixture(scope="module")
@@ -69,13 +69,15 @@ def run_c(lib, fn: str, node: Node, g: Graph, x: np.ndarray, tile=None) -> np.nd
     """Run `fn` on each sample of x through ctypes; tile = (ch_begin, ch_end) computes only those."""
     k = c_kernel(node, g)
     fields = dict(k.fields)
-    w = node.params["weight"]
+    w = node.params.get("weight")
     if tile is not None:
         fields["ch_begin"], fields["ch_end"] = tile
         w = w[tile[0]:tile[1]]
     params = cdriver.int32_struct(k.struct_type, STRUCT_FIELDS[k.struct_type])(**fields)
     y = np.zeros((len(x), *g.tensor("y").shape), np.int8)
-    arrays = {**{a: np.ascontiguousarray(v) for a, v in node.params.items()}, "weight": np.ascontiguousarray(w)}
+    arrays = {a: np.ascontiguousarray(v) for a, v in node.params.items()}
+    if w is not None:
+        arrays["weight"] = np.ascontiguousarray(w)
     for i in range(len(x)):
         per = {**arrays, "in0": np.ascontiguousarray(x[i]), "out": y[i]}
         assert cdriver.call(lib, fn, params, *[per.get(a) for a in k.args]) == 0
@@ -130,6 +132,28 @@ def test_fully_connected_opt_matches(lib, seed, wbits, rows, k, c_out, zp, small
     rng = np.random.default_rng(seed)
     shape = (k,) if rows == 0 else (rows, k)
     node, g = layer(rng, "fully_connected", wbits, shape, c_out, zp_in=zp, small_shift=small_shift)
+    check(lib, node, g, inputs(rng, g))
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**31), mean=st.booleans(), h=st.integers(1, 9), w=st.integers(1, 9),
+       c=st.integers(1, 11), kh=st.integers(1, 4), kw=st.integers(1, 4), pads=st.tuples(*[st.integers(0, 1)] * 4),
+       zp=st.sampled_from([-128, 127, 0]), relu=st.booleans())
+def test_avg_pool_opt_matches(lib, seed, mean, h, w, c, kh, kw, pads, zp, relu):
+    rng = np.random.default_rng(seed)
+    kh, kw = (h, w) if mean else (kh, kw)
+    if h + pads[0] + pads[2] < kh or w + pads[1] + pads[3] < kw or (mean and any(pads)):
+        return
+    x = Tensor("x", (h, w, c), "s8", 8, 0.05, zp)
+    stride = (int(rng.integers(1, kh + 1)), int(rng.integers(1, kw + 1)))
+    oh, ow = (h + pads[0] + pads[2] - kh) // stride[0] + 1, (w + pads[1] + pads[3] - kw) // stride[1] + 1
+    y = Tensor("y", (c,) if mean else (oh, ow, c), "s8", 8, float(rng.uniform(0.01, 0.2)), int(rng.integers(-128, 128)))
+    attrs = {**pool_attrs(x, y, kh * kw), **activation_clamp(y, "relu" if relu else None)}
+    if not mean:
+        attrs.update(kernel=(kh, kw), stride=stride, padding=pads)
+    node = Node("l0", "mean" if mean else "avg_pool2d", ["x"], ["y"], attrs, {})
+    g = Graph({"x": x, "y": y}, [node], ["x"], ["y"])
+    g.validate()
     check(lib, node, g, inputs(rng, g))
 
 

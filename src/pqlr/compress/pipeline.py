@@ -239,6 +239,25 @@ def _quant_row(ctx: Context, qmodel: nn.Module) -> dict:
 
 
 # ------------------------------------------------------------------ running it
+def check_target_fit(cfg: PipelineConfig) -> None:
+    """Before any training: the target profile exists, the RAM budget fits its SRAM, and the model can
+    fit its flash even at best (every prunable unit cut as asked, weights at --wbits)."""
+    if not cfg.target:
+        return
+    from ..hw.profiles import load_profile
+    from ..models import resolve_model
+
+    prof = load_profile(cfg.target)
+    sram, flash = prof.value("sram_bytes"), prof.value("flash_bytes")
+    if cfg.ram is not None and sram is not None and cfg.ram > sram:
+        raise PqlrError(f"--ram {cfg.ram} B exceeds the SRAM of {prof.name} ({int(sram)} B)")
+    params = sum(p.numel() for p in resolve_model(cfg.model, 12, seed=0).parameters())
+    best = params * (1.0 - cfg.prune.sparse) * min([cfg.quant.wbits, *(cfg.quant.per_layer_wbits or {}).values()]) / 8
+    if flash is not None and best > flash:
+        raise PqlrError(f"{cfg.model} needs at least {int(best):,} B of weights after compression; "
+                        f"{prof.name} has {int(flash):,} B of flash")
+
+
 def run_pipeline(cfg: PipelineConfig, *, resume: bool = False, log: Callable[[str], None] = print) -> dict:
     """Run every stage (or continue after the last finished one) and return the report dict."""
     from ..data import load_dataset
@@ -246,6 +265,7 @@ def run_pipeline(cfg: PipelineConfig, *, resume: bool = False, log: Callable[[st
     from .report import build_report
 
     t0 = time.time()
+    check_target_fit(cfg)
     data = load_dataset(cfg.dataset, words=list(cfg.words) if cfg.words else None,
                         holdout_speaker=cfg.holdout_speaker, seed=cfg.seed, per_class=cfg.per_class,
                         progress=cfg.progress)

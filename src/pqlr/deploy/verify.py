@@ -27,7 +27,7 @@ from ..io import write_text
 from ..ir.graph import DTYPES, Graph
 from .binfmt import decode_bin, decode_bin_index, encode_bin
 from .codegen import generate
-from .plan import ArenaPlan, plan_graph
+from .plan import ArenaPlan, plan_graph, split_layers
 from .tiles import TilePlan, make_plan
 
 __all__ = ["verify", "verify_graph", "dataset_inputs", "summary"]
@@ -112,7 +112,7 @@ def verify_graph(graph: Graph, tiles: TilePlan | None, inputs: np.ndarray, targe
         if len(labels) != len(x):
             raise PqlrError(f"{len(labels)} labels for {len(x)} inputs")
     tiles = tiles if tiles is not None else make_plan(graph, None, streamed=False)
-    arena = plan_graph(graph, planner)
+    arena = plan_graph(graph, planner, split=split_layers(tiles))   # split pointwise: not in place
 
     ref = run_graph(graph, x)                                           # (N, *output shape)
     sources, include = _write_sources(graph, arena, tiles, bin_bytes)

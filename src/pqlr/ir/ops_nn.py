@@ -38,7 +38,15 @@ symbols may also hold "ch_begin" / "ch_end" (integer literals): the kernel then 
 output channels and symbols["weight"] points at the packed row of channel ch_begin. The call is
 `{ static const <struct> p = {...}; PQLR_CHECK(pqlr_<op>_<dtype>(&p, ...)); }`; c_kernel(node, graph)
 gives the same kernel name, struct values and argument order as data (tests call it via ctypes).
-No kernel needs scratch (scratch_bytes = 0).
+No reference kernel needs scratch (scratch_bytes = 0).
+
+In place (s8 only): a conv2d / depthwise_conv2d node copy marked attrs["in_place"] = True (set by
+deploy.plan.run_node for the layers the arena planner runs in place; never stored in a graph) calls
+pqlr_conv2d_1x1_inplace_s8 / pqlr_depthwise_conv2d_inplace_s8 instead: same struct and results,
+output == input allowed, one more argument `scratch` (symbols["scratch"], the planned arena
+buffer of in_place_scratch_bytes). in_place_scratch_bytes(node, graph) is None for layers that
+cannot run in place (pointwise: kernel 1x1, stride 1, no padding; depthwise: stride 1, output size
+== input size). The oracle (run) ignores the mark: in place changes memory, never results.
 """
 from __future__ import annotations
 
@@ -265,6 +273,10 @@ def _c_call(node: Node, graph: Graph, ins: list[str], out: str, symbols: dict[st
     names = STRUCT_FIELDS[k.struct_type]
     assert set(fields) == set(names), set(fields) ^ set(names)
     exprs = {"out": out, **{f"in{i}": e for i, e in enumerate(ins)}}
+    if "scratch" in k.args:                       # in-place kernels: the planned scratch buffer
+        if "scratch" not in symbols:
+            raise _fail(node, "runs in place but no scratch buffer was planned")
+        exprs["scratch"] = symbols["scratch"]
     for a in k.args:
         if a not in exprs:
             exprs[a] = "NULL" if a not in node.params else (
@@ -323,8 +335,37 @@ def _conv_run_any(inputs: list[np.ndarray], node: Node, graph: Graph, depthwise:
 def _conv_kernel(node: Node, graph: Graph) -> CKernel:
     dw = node.op == "depthwise_conv2d"
     fn = f"pqlr_{node.op}_{graph.tensor(node.outputs[0]).dtype}"
-    return CKernel(fn, "pqlr_conv2d_params", _conv_struct(node, graph, dw),
-                   ("in0", "weight", "bias", "multiplier", "shift", "out"))
+    args = ("in0", "weight", "bias", "multiplier", "shift", "out")
+    if node.attrs.get("in_place"):
+        if in_place_scratch_bytes(node, graph) is None:
+            raise _fail(node, "marked in_place but no in-place kernel fits this layer")
+        fn, args = IN_PLACE_KERNELS[node.op], (*args, "scratch")
+    return CKernel(fn, "pqlr_conv2d_params", _conv_struct(node, graph, dw), args)
+
+
+# in-place kernels (pqlr_nn.h, end): op -> kernel; scratch bytes per in_place_scratch_bytes
+IN_PLACE_KERNELS = {"conv2d": "pqlr_conv2d_1x1_inplace_s8",
+                    "depthwise_conv2d": "pqlr_depthwise_conv2d_inplace_s8"}
+
+
+def in_place_scratch_bytes(node: Node, graph: Graph) -> int | None:
+    """Scratch bytes of the in-place kernel of `node`, or None when it cannot run in place
+    (mirrors pqlr_conv2d_1x1_inplace_ok / pqlr_depthwise_conv2d_inplace_ok in pqlr_nn.h)."""
+    if node.op not in IN_PLACE_KERNELS or graph.tensor(node.outputs[0]).dtype != "s8":
+        return None
+    s = _conv_struct(node, graph, node.op == "depthwise_conv2d")
+    if s["stride_h"] != 1 or s["stride_w"] != 1:
+        return None
+    if node.op == "conv2d":
+        pads = (s["pad_top"], s["pad_left"], s["pad_bottom"], s["pad_right"])
+        return s["out_c"] if (s["kernel_h"], s["kernel_w"]) == (1, 1) and pads == (0, 0, 0, 0) else None
+    if (s["out_h"], s["out_w"]) != (s["in_h"], s["in_w"]):
+        return None
+    return (s["pad_top"] + 1) * s["in_w"] * s["in_c"]        # ring of pad_top + 1 input rows
+
+
+def _conv_scratch(node: Node, graph: Graph) -> int:
+    return int(in_place_scratch_bytes(node, graph) or 0) if node.attrs.get("in_place") else 0
 
 
 def _conv_macs(node: Node, graph: Graph) -> int:
@@ -496,9 +537,9 @@ _KERNELS = {"conv2d": _conv_kernel, "depthwise_conv2d": _conv_kernel, "fully_con
             "add": _add_kernel, "avg_pool2d": _pool_kernel, "mean": _pool_kernel, "requantize": _rq_kernel}
 
 NN_OPS: dict[str, OpDef] = {
-    "conv2d": OpDef("conv2d", lambda i, n, g: _conv_run_any(i, n, g, False), _c_call, _no_scratch, _conv_macs),
+    "conv2d": OpDef("conv2d", lambda i, n, g: _conv_run_any(i, n, g, False), _c_call, _conv_scratch, _conv_macs),
     "depthwise_conv2d": OpDef("depthwise_conv2d", lambda i, n, g: _conv_run_any(i, n, g, True), _c_call,
-                              _no_scratch, _dw_macs),
+                              _conv_scratch, _dw_macs),
     "fully_connected": OpDef("fully_connected", _fc_run, _c_call, _no_scratch, _fc_macs),
     "add": OpDef("add", _add_run, _c_call, _no_scratch, _elements),
     "avg_pool2d": OpDef("avg_pool2d", _pool_run, _c_call, _no_scratch, _pool_macs),

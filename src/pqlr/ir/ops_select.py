@@ -22,14 +22,15 @@ from .graph import Graph, Node
 
 VARIANTS = ("reference", "opt")
 
-# reference kernel -> (optimized kernel, its parameter struct)
+# reference kernel -> (optimized kernel, its parameter list)
+_WEIGHTED = ("const {} *, const int8_t *, const int8_t *, const int32_t *, const int32_t *, "
+             "const int32_t *, int8_t *")
 OPT_KERNELS: dict[str, tuple[str, str]] = {
-    "pqlr_conv2d_s8": ("pqlr_conv2d_s8_opt", "pqlr_conv2d_params"),
-    "pqlr_depthwise_conv2d_s8": ("pqlr_depthwise_conv2d_s8_opt", "pqlr_conv2d_params"),
-    "pqlr_fully_connected_s8": ("pqlr_fully_connected_s8_opt", "pqlr_fully_connected_params"),
+    "pqlr_conv2d_s8": ("pqlr_conv2d_s8_opt", _WEIGHTED.format("pqlr_conv2d_params")),
+    "pqlr_depthwise_conv2d_s8": ("pqlr_depthwise_conv2d_s8_opt", _WEIGHTED.format("pqlr_conv2d_params")),
+    "pqlr_fully_connected_s8": ("pqlr_fully_connected_s8_opt", _WEIGHTED.format("pqlr_fully_connected_params")),
+    "pqlr_avg_pool2d_s8": ("pqlr_avg_pool2d_s8_opt", "const pqlr_avg_pool2d_params *, const int8_t *, int8_t *"),
 }
-_SIGNATURE = ("const {struct} *, const int8_t *, const int8_t *, const int32_t *, const int32_t *, "
-              "const int32_t *, int8_t *")
 
 
 def _check(variant: str) -> None:
@@ -63,7 +64,7 @@ def _rename(text: str, node: Node, graph: Graph, variant: str) -> str:
     call = f"PQLR_CHECK({fn}(&p, "
     if text.count(call) != 1 or not text.startswith("{\n"):
         raise PqlrError(f"layer {node.name}: unexpected c_call text for {fn}")
-    proto = f"    pqlr_status {new}({_SIGNATURE.format(struct=OPT_KERNELS[fn][1])});\n"
+    proto = f"    pqlr_status {new}({OPT_KERNELS[fn][1]});\n"
     return "{\n" + proto + text[2:].replace(call, f"PQLR_CHECK({new}(&p, ")
 
 

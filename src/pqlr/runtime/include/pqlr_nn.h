@@ -4,7 +4,8 @@
  * The NumPy oracle is src/pqlr/ir/ops_nn.py; every kernel here is bit-exact to it.
  * Reference kernels: plain loops, "not performant by design". Faster variants keep the same
  * parameter structs and signatures under specialized names (e.g. pqlr_fully_connected_s8_w4).
- * No malloc, no floating point, no scratch (none of these kernels needs a buffer).
+ * No malloc, no floating point, no scratch (none of these kernels needs a buffer; the in-place
+ * variants at the end take caller-owned scratch).
  *
  * Layouts (no batch dimension):
  *   feature maps HWC, int8_t (s8) or int16_t (s16); a (T, K) token matrix is row-major.
@@ -278,5 +279,51 @@ pqlr_status pqlr_requantize_s8_s16(const pqlr_requantize_params *p, const int8_t
                                    int16_t *output);
 pqlr_status pqlr_requantize_s16_s8(const pqlr_requantize_params *p, const int16_t *input,
                                    int8_t *output);
+
+/* ------------------------------------------------------------------ in-place kernels (s8)
+ * Same parameter struct, arguments and results as the reference kernel, plus caller-owned
+ * `scratch` (size from the matching _get_buffer_size); `output` may equal `input` (the arena
+ * planner then gives both tensors one buffer). Used when pqlr.deploy.plan runs a layer in place.
+ *
+ *   pqlr_conv2d_1x1_inplace_s8         kernel 1x1, stride 1, no padding, all output channels
+ *                                      (ch_begin 0, ch_end out_c); scratch out_c bytes.
+ *                                      Shared buffer: in_h * in_w * max(in_c, out_c) bytes.
+ *   pqlr_depthwise_conv2d_inplace_s8   stride 1, out_h == in_h, out_w == in_w (e.g. 3x3 pad 1),
+ *                                      channel tiles allowed; scratch (pad_top + 1) rows of
+ *                                      in_w * in_c bytes (3x3 pad 1: 2 rows).
+ * How each stays correct in place is explained in its .c file. */
+
+static inline int pqlr_conv2d_1x1_inplace_ok(const pqlr_conv2d_params *p)
+{
+    return p->kernel_h == 1 && p->kernel_w == 1 && p->stride_h == 1 && p->stride_w == 1 &&
+           p->pad_top == 0 && p->pad_left == 0 && p->pad_bottom == 0 && p->pad_right == 0 &&
+           p->ch_begin == 0 && p->ch_end == p->out_c;
+}
+
+static inline int32_t pqlr_conv2d_1x1_inplace_s8_get_buffer_size(const pqlr_conv2d_params *p)
+{
+    return p->out_c;
+}
+
+static inline int pqlr_depthwise_conv2d_inplace_ok(const pqlr_conv2d_params *p)
+{
+    return p->stride_h == 1 && p->stride_w == 1 && p->out_h == p->in_h && p->out_w == p->in_w &&
+           p->pad_top + p->pad_bottom == p->kernel_h - 1 && p->pad_left + p->pad_right == p->kernel_w - 1;
+}
+
+static inline int32_t pqlr_depthwise_conv2d_inplace_s8_get_buffer_size(const pqlr_conv2d_params *p)
+{
+    return (p->pad_top + 1) * p->in_w * p->in_c;
+}
+
+pqlr_status pqlr_conv2d_1x1_inplace_s8(const pqlr_conv2d_params *p, const int8_t *input,
+                                       const int8_t *weights, const int32_t *bias,
+                                       const int32_t *multiplier, const int32_t *shift,
+                                       int8_t *output, int8_t *scratch);
+pqlr_status pqlr_depthwise_conv2d_inplace_s8(const pqlr_conv2d_params *p, const int8_t *input,
+                                             const int8_t *weights, const int32_t *bias,
+                                             const int32_t *multiplier, const int32_t *shift,
+                                             int8_t *output, int8_t *scratch);
+/* ------------------------------------------------------------------ end of in-place kernels */
 
 #endif /* PQLR_NN_H */

@@ -48,6 +48,7 @@ pqlr_status pqlr_fully_connected_s8_opt(const pqlr_fully_connected_params *p, co
 #else
 #define PQLR_NOINLINE
 #endif
+pqlr_status pqlr_avg_pool2d_s8_opt(const pqlr_avg_pool2d_params *p, const int8_t *input, int8_t *output);
 
 /* ------------------------------------------------------------------ requantization */
 
@@ -75,6 +76,23 @@ static inline int32_t pqlr_rq_apply(const pqlr_rq *q, int32_t acc, int32_t zp, i
         return v < lo ? lo : (v > hi ? hi : v);
     }
     return pqlr_requantize_out(acc, q->m, q->n, zp, lo, hi);
+}
+
+/* Requantize n accumulators a[0], a[step], ... of one channel into y[0], y[y_step], ... */
+static inline void pqlr_rq_store(const pqlr_rq *q, const int32_t *a, int32_t step, int32_t n, int32_t zp,
+                                 int32_t lo, int32_t hi, int8_t *y, int32_t y_step)
+{
+    if (q->sh) {                          /* the mulh path, parameters in registers */
+        const int32_t m = q->m, r = q->round, sh = q->sh;
+        for (; n > 0; n--, a += step, y += y_step) {
+            int32_t v = ((int32_t)(((int64_t)*a * (int64_t)m) >> 32) + r) >> sh;
+            v += zp;
+            *y = (int8_t)(v < lo ? lo : (v > hi ? hi : v));
+        }
+    } else {
+        for (; n > 0; n--, a += step, y += y_step)
+            *y = (int8_t)pqlr_requantize_out(*a, q->m, q->n, zp, lo, hi);
+    }
 }
 
 /* ------------------------------------------------------------------ weight helpers */
@@ -130,44 +148,6 @@ PQLR_NOINLINE static void pqlr_dot4x3_w8(const int8_t *x0, const int8_t *x1, con
     a[6] = a20; a[7] = a21; a[8] = a22; a[9] = a30; a[10] = a31; a[11] = a32;
 }
 
-/* ------------------------------------------------------------------ 4 channels x 2 pixels, rows
- * a[2 * j + i] += sum over `rows` runs of n: x_i[t] * w_j[t] (pixels i < 2, channels j < 4); the
- * next run of inputs starts x_step bytes after the previous one, the weights continue where they
- * stopped (kernel rows of a conv window). Fewer accumulators than 4x3, so the row loop stays in
- * registers: for tall kernels with short rows (the 10x4 first conv: 10 runs of 4). int8 weights. */
-PQLR_NOINLINE static void pqlr_dot4x2_rows_w8(const int8_t *x0, const int8_t *x1, int32_t x_step,
-                                              const int8_t *w, int32_t ws, int32_t n, int32_t rows,
-                                              int32_t *a)
-{
-    int32_t a00 = a[0], a01 = a[1], a10 = a[2], a11 = a[3];
-    int32_t a20 = a[4], a21 = a[5], a30 = a[6], a31 = a[7];
-    const int8_t *w0 = w, *w1 = w + ws, *w2 = w1 + ws, *w3 = w2 + ws;
-    const int32_t skip = x_step - n;
-#define PQLR_STEP2(k)                                                                            \
-    do {                                                                                         \
-        const int32_t u = x0[k], v = x1[k];                                                      \
-        int32_t c = w0[k];                                                                       \
-        a00 += u * c; a01 += v * c;                                                              \
-        c = w1[k]; a10 += u * c; a11 += v * c;                                                   \
-        c = w2[k]; a20 += u * c; a21 += v * c;                                                   \
-        c = w3[k]; a30 += u * c; a31 += v * c;                                                   \
-    } while (0)
-    for (; rows > 0; rows--) {
-        const int8_t *end = x0 + (n & ~3);
-        while (x0 != end) {
-            PQLR_STEP2(0); PQLR_STEP2(1); PQLR_STEP2(2); PQLR_STEP2(3);
-            x0 += 4; x1 += 4; w0 += 4; w1 += 4; w2 += 4; w3 += 4;
-        }
-        for (int32_t t = n & 3; t > 0; t--) {
-            PQLR_STEP2(0);
-            x0++; x1++; w0++; w1++; w2++; w3++;
-        }
-        x0 += skip; x1 += skip;
-    }
-#undef PQLR_STEP2
-    a[0] = a00; a[1] = a01; a[2] = a10; a[3] = a11; a[4] = a20; a[5] = a21; a[6] = a30; a[7] = a31;
-}
-
 /* The same for int4 weights starting at nibble w0 of each row (rows ws bytes apart). */
 PQLR_NOINLINE static void pqlr_dot4x3_w4(const int8_t *x0, const int8_t *x1, const int8_t *x2,
                                   const int8_t *w, int32_t ws, int32_t w0n, int32_t n, int32_t *a)
@@ -208,23 +188,43 @@ static inline void pqlr_dot4x1(const int8_t *x, int32_t zp, const int8_t *w, int
                                int32_t w0n, int32_t n, int32_t wbits, int32_t *a)
 {
     int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
-    if (wbits == 8) {
+    if (wbits == 8) {                           /* unrolled 4x, pointers walking */
         const int8_t *w0 = w + w0n, *w1 = w0 + ws, *w2 = w1 + ws, *w3 = w2 + ws;
-        for (int32_t t = 0; t < n; t++) {
-            const int32_t u = x[t] - zp;
-            a0 += u * w0[t]; a1 += u * w1[t]; a2 += u * w2[t]; a3 += u * w3[t];
+        const int8_t *end = x + (n & ~3);
+#define PQLR_STEP1(k)                                                                            \
+        do {                                                                                     \
+            const int32_t u = x[k] - zp;                                                         \
+            a0 += u * w0[k]; a1 += u * w1[k]; a2 += u * w2[k]; a3 += u * w3[k];                 \
+        } while (0)
+        while (x != end) {
+            PQLR_STEP1(0); PQLR_STEP1(1); PQLR_STEP1(2); PQLR_STEP1(3);
+            x += 4; w0 += 4; w1 += 4; w2 += 4; w3 += 4;
         }
-    } else if (wbits == 4) {
-        const int8_t *w0 = w, *w1 = w0 + ws, *w2 = w1 + ws, *w3 = w2 + ws;
-        for (int32_t t = 0; t < n; t++) {
-            const int32_t i = w0n + t, u = x[t] - zp;
-            if (i & 1) {
-                a0 += u * PQLR_HI4(w0[i >> 1]); a1 += u * PQLR_HI4(w1[i >> 1]);
-                a2 += u * PQLR_HI4(w2[i >> 1]); a3 += u * PQLR_HI4(w3[i >> 1]);
-            } else {
-                a0 += u * PQLR_LO4(w0[i >> 1]); a1 += u * PQLR_LO4(w1[i >> 1]);
-                a2 += u * PQLR_LO4(w2[i >> 1]); a3 += u * PQLR_LO4(w3[i >> 1]);
-            }
+        for (int32_t t = n & 3; t > 0; t--) {
+            PQLR_STEP1(0);
+            x++; w0++; w1++; w2++; w3++;
+        }
+#undef PQLR_STEP1
+    } else if (wbits == 4) {                    /* one byte = two weights per row */
+        const int8_t *w0 = w + (w0n >> 1), *w1 = w0 + ws, *w2 = w1 + ws, *w3 = w2 + ws;
+        int32_t u;
+        if ((w0n & 1) && n > 0) {
+            u = *x++ - zp;
+            a0 += u * PQLR_HI4(*w0++); a1 += u * PQLR_HI4(*w1++);
+            a2 += u * PQLR_HI4(*w2++); a3 += u * PQLR_HI4(*w3++);
+            n--;
+        }
+        for (int32_t t = n >> 1; t > 0; t--) {
+            const int32_t b0 = *w0++, b1 = *w1++, b2 = *w2++, b3 = *w3++;
+            u = x[0] - zp;
+            a0 += u * PQLR_LO4(b0); a1 += u * PQLR_LO4(b1); a2 += u * PQLR_LO4(b2); a3 += u * PQLR_LO4(b3);
+            u = x[1] - zp;
+            a0 += u * PQLR_HI4(b0); a1 += u * PQLR_HI4(b1); a2 += u * PQLR_HI4(b2); a3 += u * PQLR_HI4(b3);
+            x += 2;
+        }
+        if (n & 1) {
+            u = x[0] - zp;
+            a0 += u * PQLR_LO4(*w0); a1 += u * PQLR_LO4(*w1); a2 += u * PQLR_LO4(*w2); a3 += u * PQLR_LO4(*w3);
         }
     } else {
         a0 += pqlr_dot_s8(x, zp, w, w0n, n, wbits);

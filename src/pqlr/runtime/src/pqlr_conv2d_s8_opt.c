@@ -50,7 +50,7 @@ static void block4(const pqlr_conv2d_params *p, const int8_t *input, const int8_
 {
     const int32_t k = p->kernel_h * p->kernel_w * p->in_c, run = p->kernel_w * p->in_c;
     const int32_t row_step = p->in_w * p->in_c, n_px = p->out_h * p->out_w;
-    const int32_t g = p->wbits == 8 && p->kernel_h > 1 ? 2 : 3;
+    const int32_t g = 3;
     int32_t b[4], bh[4];
     pqlr_rq q[4];
     for (int32_t j = 0; j < 4; j++) {
@@ -59,10 +59,21 @@ static void block4(const pqlr_conv2d_params *p, const int8_t *input, const int8_
         bh[j] = b[j] - p->in_zp * pqlr_row_sum(w + j * rb, 0, k, p->wbits);   /* zp hoisted */
         q[j] = pqlr_rq_make(multiplier[qi], shift[qi]);
     }
+    const int pointwise = k == p->in_c && p->stride_h == 1 && p->stride_w == 1 && p->pad_top == 0 &&
+                          p->pad_left == 0;             /* 1x1, stride 1, no padding: a GEMM */
     int32_t oy = 0, ox = 0;                                     /* coordinates of pixel px */
     for (int32_t px = 0; px < n_px;) {
         int32_t o[3] = {-1, -1, -1};
-        if (px + g <= n_px) {
+        if (pointwise && n_px >= g) {
+            if (px + g > n_px) {              /* last group overlaps the previous: same values again */
+                px = n_px - g;
+                ox = px % p->out_w;
+                oy = px / p->out_w;
+            }
+            o[0] = px * p->in_c;
+            o[1] = o[0] + p->in_c;
+            o[2] = o[1] + p->in_c;
+        } else if (px + g <= n_px) {
             int32_t y = oy, x = ox;
             for (int32_t i = 0; i < g; i++) {
                 o[i] = window_origin(p, y, x);
@@ -80,22 +91,16 @@ static void block4(const pqlr_conv2d_params *p, const int8_t *input, const int8_
                 for (int32_t i = 0; i < g; i++)
                     a[g * j + i] = bh[j];
             const int8_t *x0 = input + o[0], *x1 = input + o[1], *x2 = input + o[g - 1];
-            if (g == 2) {
-                pqlr_dot4x2_rows_w8(x0, x1, row_step, w, rb, run, p->kernel_h, a);
-            } else {
-                for (int32_t ky = 0; ky < p->kernel_h; ky++) {
-                    if (p->wbits == 8)
-                        pqlr_dot4x3_w8(x0, x1, x2, w + ky * run, rb, run, a);
-                    else
-                        pqlr_dot4x3_w4(x0, x1, x2, w, rb, ky * run, run, a);
-                    x0 += row_step; x1 += row_step; x2 += row_step;
-                }
+            for (int32_t ky = 0; ky < p->kernel_h; ky++) {
+                if (p->wbits == 8)
+                    pqlr_dot4x3_w8(x0, x1, x2, w + ky * run, rb, run, a);
+                else
+                    pqlr_dot4x3_w4(x0, x1, x2, w, rb, ky * run, run, a);
+                x0 += row_step; x1 += row_step; x2 += row_step;
             }
-            for (int32_t i = 0; i < g; i++) {
-                int8_t *y = output + (px + i) * p->out_c + c;
-                for (int32_t j = 0; j < 4; j++)
-                    y[j] = (int8_t)pqlr_rq_apply(&q[j], a[g * j + i], p->out_zp, p->act_min, p->act_max);
-            }
+            for (int32_t j = 0; j < 4; j++)
+                pqlr_rq_store(&q[j], a + g * j, 1, g, p->out_zp, p->act_min, p->act_max,
+                              output + px * p->out_c + c + j, p->out_c);
             px += g;
             ox += g;
             while (ox >= p->out_w) {
@@ -113,6 +118,72 @@ static void block4(const pqlr_conv2d_params *p, const int8_t *input, const int8_
         if (++ox == p->out_w) {
             ox = 0;
             oy++;
+        }
+    }
+}
+
+/* Short kernel rows (the 10x4 first conv on a 1-channel map: runs of 4) cost more in loop set-up
+ * than in MACs. Then the windows of three pixels are gathered into stack buffers (padding stored
+ * as in_zp, so every pixel is "interior" and the zero point stays hoisted) and each block of 4
+ * channels is one K-long pqlr_dot4x3 call. Stack: 3 * 128 + 32 * 20 bytes. */
+#define PQLR_GATHER_MAX_K 128
+#define PQLR_GATHER_CH 32                       /* channels whose bias / requantization are cached */
+
+static void gather(const pqlr_conv2d_params *p, const int8_t *input, int32_t px, int8_t *buf)
+{
+    const int32_t in_h = p->in_h, in_w = p->in_w, ch = p->in_c, kh = p->kernel_h, kw = p->kernel_w;
+    const int32_t oy = px / p->out_w, ox = px % p->out_w;
+    const int32_t iy0 = oy * p->stride_h - p->pad_top, ix0 = ox * p->stride_w - p->pad_left;
+    const int32_t kx0 = ix0 < 0 ? -ix0 : 0, kx1 = ix0 + kw > in_w ? in_w - ix0 : kw;   /* real columns */
+    const int8_t zp = (int8_t)p->in_zp;
+    for (int32_t ky = 0; ky < kh; ky++) {
+        const int32_t iy = iy0 + ky;
+        int8_t *const row_end = buf + kw * ch;
+        if (iy >= 0 && iy < in_h && kx0 < kx1) {
+            for (int8_t *e = buf + kx0 * ch; buf != e;)
+                *buf++ = zp;
+            const int8_t *x = input + (iy * in_w + ix0 + kx0) * ch;
+            for (int8_t *e = buf + (kx1 - kx0) * ch; buf != e;)
+                *buf++ = *x++;
+        }
+        while (buf != row_end)
+            *buf++ = zp;
+    }
+}
+
+static void conv_gathered(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *weights,
+                          int32_t rb, const int32_t *bias, const int32_t *multiplier,
+                          const int32_t *shift, int32_t c_end, int8_t *output)
+{
+    const int32_t k = p->kernel_h * p->kernel_w * p->in_c, n_px = p->out_h * p->out_w;
+    int8_t buf[3][PQLR_GATHER_MAX_K];
+    int32_t bh[PQLR_GATHER_CH];
+    pqlr_rq q[PQLR_GATHER_CH];
+    for (int32_t c0 = p->ch_begin; c0 < c_end; c0 += PQLR_GATHER_CH) {
+        const int32_t c1 = c_end - c0 < PQLR_GATHER_CH ? c_end : c0 + PQLR_GATHER_CH;
+        for (int32_t c = c0; c < c1; c++) {
+            const int32_t qi = p->n_quant == 1 ? 0 : c;
+            const int8_t *row = weights + (c - p->ch_begin) * rb;
+            bh[c - c0] = (bias ? bias[c] : 0) - p->in_zp * pqlr_row_sum(row, 0, k, p->wbits);
+            q[c - c0] = pqlr_rq_make(multiplier[qi], shift[qi]);
+        }
+        for (int32_t px = 0; px < n_px; px += 3) {
+            const int32_t n = n_px - px < 3 ? n_px - px : 3;   /* a short group repeats its last pixel */
+            for (int32_t i = 0; i < 3; i++)
+                gather(p, input, px + (i < n ? i : n - 1), buf[i]);
+            for (int32_t c = c0; c < c1; c += 4) {
+                const int8_t *w = weights + (c - p->ch_begin) * rb;
+                int32_t a[12];
+                for (int32_t j = 0; j < 4; j++)
+                    a[3 * j] = a[3 * j + 1] = a[3 * j + 2] = bh[c - c0 + j];
+                if (p->wbits == 8)
+                    pqlr_dot4x3_w8(buf[0], buf[1], buf[2], w, rb, k, a);
+                else
+                    pqlr_dot4x3_w4(buf[0], buf[1], buf[2], w, rb, 0, k, a);
+                for (int32_t j = 0; j < 4; j++)
+                    pqlr_rq_store(&q[c - c0 + j], a + 3 * j, 1, n, p->out_zp, p->act_min, p->act_max,
+                                  output + px * p->out_c + c + j, p->out_c);
+            }
         }
     }
 }
@@ -159,7 +230,13 @@ pqlr_status pqlr_conv2d_s8_opt(const pqlr_conv2d_params *p, const int8_t *input,
     p = &pl;
     const int32_t rb = pqlr_packed_row_bytes(p->kernel_h * p->kernel_w * p->in_c, p->wbits);
     int32_t c = p->ch_begin;
-    if (p->wbits == 8 || p->wbits == 4) {
+    const int32_t k = p->kernel_h * p->kernel_w * p->in_c;
+    if ((p->wbits == 8 || p->wbits == 4) && p->kernel_w * p->in_c < 16 && k <= PQLR_GATHER_MAX_K &&
+        p->in_zp >= INT8_MIN && p->in_zp <= INT8_MAX && p->ch_end - c >= 4) {
+        const int32_t c_end = c + ((p->ch_end - c) & ~3);
+        conv_gathered(p, input, weights, rb, bias, multiplier, shift, c_end, output);
+        c = c_end;
+    } else if (p->wbits == 8 || p->wbits == 4) {
         for (; c + 4 <= p->ch_end; c += 4)
             block4(p, input, weights + (c - p->ch_begin) * rb, rb, bias, multiplier, shift, c, output);
     }

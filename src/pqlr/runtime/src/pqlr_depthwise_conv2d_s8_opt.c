@@ -27,24 +27,76 @@ PQLR_NOINLINE static void run3x3(const int8_t *a0, const int8_t *a1, const int8_
     const int32_t k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4], k5 = k[5], k6 = k[6],
                   k7 = k[7], k8 = k[8];
     const int32_t zp = p->out_zp, lo = p->act_min, hi = p->act_max;
+    const int32_t m = q->m, qn = q->n, r = q->round, sh = q->sh;   /* locals: *y may alias *q */
     for (; n > 0; n--) {
         const int8_t *b0 = a0 + o1, *b1 = a1 + o1, *b2 = a2 + o1;
         int32_t acc = bh + a0[0] * k0 + b0[0] * k1 + a1[0] * k3 + b1[0] * k4 + a2[0] * k6 + b2[0] * k7;
         b0 = a0 + o2; b1 = a1 + o2; b2 = a2 + o2;
         acc += b0[0] * k2 + b1[0] * k5 + b2[0] * k8;
-        *y = (int8_t)pqlr_rq_apply(q, acc, zp, lo, hi);
+        int32_t v;
+        if (sh) {                                       /* the mulh path (pqlr_nn_opt.h) */
+            v = ((((int32_t)(((int64_t)acc * (int64_t)m) >> 32)) + r) >> sh) + zp;
+            v = v < lo ? lo : (v > hi ? hi : v);
+        } else {
+            v = pqlr_requantize_out(acc, m, qn, zp, lo, hi);
+        }
+        *y = (int8_t)v;
         a0 += in_step; a1 += in_step; a2 += in_step;
         y += y_step;
     }
 }
 
-/* Channel c of a 3x3 depthwise layer: for each output column, the rows whose window rows are all
- * real go in one run3x3; the other rows one pixel each. Padded taps get weight 0 and the bias
- * b - zp * sum(weights of real taps), so sum (x - zp) w over real taps is computed exactly. */
+/* run3x3 for stride_h == 1: moving down one output row, the window's lower two input rows are the
+ * next pixel's upper two, so each pixel loads one new row (3 bytes) instead of 9. The loop is
+ * unrolled three times so that the three row registers rotate instead of being copied. */
+PQLR_NOINLINE static void run3x3_s1(const int8_t *a0, int32_t o1, int32_t o2, int32_t rs,
+                                    const int32_t *k, int32_t bh, const pqlr_rq *q,
+                                    const pqlr_conv2d_params *p, int32_t n, int8_t *y, int32_t y_step)
+{
+    const int32_t k0 = k[0], k1 = k[1], k2 = k[2], k3 = k[3], k4 = k[4], k5 = k[5], k6 = k[6],
+                  k7 = k[7], k8 = k[8];
+    const int32_t zp = p->out_zp, lo = p->act_min, hi = p->act_max;
+    const int32_t m = q->m, qn = q->n, r = q->round, sh = q->sh;   /* locals: *y may alias *q */
+    int32_t u0 = a0[0], u1 = a0[o1], u2 = a0[o2];                  /* row oy + 0 */
+    a0 += rs;
+    int32_t v0 = a0[0], v1 = a0[o1], v2 = a0[o2];                  /* row oy + 1 */
+    int32_t w0, w1, w2;
+#define PQLR_PIXEL(R0, R1, R2, N0, N1, N2)                                                       \
+    do {                                                                                         \
+        a0 += rs;                                                                                \
+        N0 = a0[0]; N1 = a0[o1]; N2 = a0[o2];                                                    \
+        const int32_t acc = bh + R0##0 * k0 + R0##1 * k1 + R0##2 * k2 + R1##0 * k3 + R1##1 * k4 +  \
+                            R1##2 * k5 + R2##0 * k6 + R2##1 * k7 + R2##2 * k8;                   \
+        int32_t val;                                                                             \
+        if (sh) {                                                                                \
+            val = ((((int32_t)(((int64_t)acc * (int64_t)m) >> 32)) + r) >> sh) + zp;             \
+            val = val < lo ? lo : (val > hi ? hi : val);                                         \
+        } else {                                                                                 \
+            val = pqlr_requantize_out(acc, m, qn, zp, lo, hi);                                   \
+        }                                                                                        \
+        *y = (int8_t)val;                                                                        \
+        y += y_step;                                                                             \
+    } while (0)
+    for (; n >= 3; n -= 3) {
+        PQLR_PIXEL(u, v, w, w0, w1, w2);        /* rows u v w; the new row goes into w */
+        PQLR_PIXEL(v, w, u, u0, u1, u2);        /* rows v w u; the new row goes into u */
+        PQLR_PIXEL(w, u, v, v0, v1, v2);        /* rows w u v; the new row goes into v */
+    }
+    if (n > 0)
+        PQLR_PIXEL(u, v, w, w0, w1, w2);
+    if (n > 1)
+        PQLR_PIXEL(v, w, u, u0, u1, u2);
+#undef PQLR_PIXEL
+}
+
+/* Channel c of a 3x3 depthwise layer, one output column at a time: the rows whose three window rows
+ * are real go in one run (run3x3_s1 / run3x3) with the column's padded taps set to weight 0 and the
+ * bias b - zp * sum(real weights), which gives sum (x - zp) w over the real taps exactly; the few
+ * rows on the top / bottom edge are computed directly, skipping padded taps. */
 static void channel3x3(const pqlr_conv2d_params *p, const int8_t *input, const int32_t *wt, int32_t b,
                        const pqlr_rq *q, int32_t c, int8_t *output)
 {
-    const int32_t ch = p->in_c, rs = p->in_w * ch;
+    const int32_t ch = p->in_c, rs = p->in_w * ch, y_step = p->out_w * p->out_c;
     int32_t oy_lo = 0, oy_hi;
     while (oy_lo < p->out_h && oy_lo * p->stride_h - p->pad_top < 0)
         oy_lo++;
@@ -52,29 +104,44 @@ static void channel3x3(const pqlr_conv2d_params *p, const int8_t *input, const i
         oy_hi++;
     for (int32_t ox = 0; ox < p->out_w; ox++) {
         const int32_t ix0 = ox * p->stride_w - p->pad_left;
-        int32_t off[3], cv[3];
+        int32_t off[3], cv[3], k[9], sum = 0;
         for (int32_t j = 0; j < 3; j++) {
             const int32_t ix = ix0 + j;
             cv[j] = ix >= 0 && ix < p->in_w;
-            off[j] = (ix < 0 ? 0 : (ix >= p->in_w ? p->in_w - 1 : ix)) * ch + c;
-        }
-        for (int32_t oy = 0; oy < p->out_h;) {
-            const int run = oy >= oy_lo && oy < oy_hi;
-            const int32_t n = run ? oy_hi - oy : 1;
-            const int32_t iy0 = oy * p->stride_h - p->pad_top;
-            const int8_t *a[3];
-            int32_t k[9], sum = 0;
+            off[j] = (ix < 0 ? 0 : (ix >= p->in_w ? p->in_w - 1 : ix)) * ch + c;   /* readable */
             for (int32_t i = 0; i < 3; i++) {
-                const int32_t iy = iy0 + i, rv = iy >= 0 && iy < p->in_h;
-                a[i] = input + (iy < 0 ? 0 : (iy >= p->in_h ? p->in_h - 1 : iy)) * rs + off[0];
-                for (int32_t j = 0; j < 3; j++) {
-                    k[3 * i + j] = rv && cv[j] ? wt[3 * i + j] : 0;
-                    sum += k[3 * i + j];
-                }
+                k[3 * i + j] = cv[j] ? wt[3 * i + j] : 0;
+                sum += k[3 * i + j];
             }
-            run3x3(a[0], a[1], a[2], off[1] - off[0], off[2] - off[0], k, b - p->in_zp * sum, q, p, n,
-                   p->stride_h * rs, output + (oy * p->out_w + ox) * p->out_c + c, p->out_w * p->out_c);
-            oy += n;
+        }
+        if (oy_lo < oy_hi) {
+            const int8_t *a0 = input + (oy_lo * p->stride_h - p->pad_top) * rs + off[0];
+            int8_t *y = output + (oy_lo * p->out_w + ox) * p->out_c + c;
+            if (p->stride_h == 1)
+                run3x3_s1(a0, off[1] - off[0], off[2] - off[0], rs, k, b - p->in_zp * sum, q, p,
+                          oy_hi - oy_lo, y, y_step);
+            else
+                run3x3(a0, a0 + rs, a0 + 2 * rs, off[1] - off[0], off[2] - off[0], k, b - p->in_zp * sum, q,
+                       p, oy_hi - oy_lo, p->stride_h * rs, y, y_step);
+        }
+        for (int32_t oy = 0; oy < p->out_h; oy++) {
+            if (oy == oy_lo && oy_lo < oy_hi) {
+                oy = oy_hi - 1;                                   /* done by the run */
+                continue;
+            }
+            const int32_t iy0 = oy * p->stride_h - p->pad_top;
+            int32_t acc = b;
+            for (int32_t i = 0; i < 3; i++) {
+                const int32_t iy = iy0 + i;
+                if (iy < 0 || iy >= p->in_h)
+                    continue;                                     /* padding: x - in_zp = 0 */
+                const int8_t *x = input + iy * rs;
+                for (int32_t j = 0; j < 3; j++)
+                    if (cv[j])
+                        acc += (x[off[j]] - p->in_zp) * wt[3 * i + j];
+            }
+            output[(oy * p->out_w + ox) * p->out_c + c] =
+                (int8_t)pqlr_rq_apply(q, acc, p->out_zp, p->act_min, p->act_max);
         }
     }
 }

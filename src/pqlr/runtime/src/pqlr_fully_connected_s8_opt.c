@@ -3,7 +3,8 @@
  * proofs in pqlr_nn_opt.h).
  *
  * Blocks of 4 output channels; rows three at a time with the input zero point hoisted into the
- * bias (pqlr_dot4x3_*), the remaining rows one at a time with the zero point inside the loop.
+ * bias (pqlr_dot4x3_*), the remaining rows one at a time with the zero point inside the loop (a
+ * single row uses each weight once: hoisting would cost as much as it saves, so it is skipped).
  * Channels left over after the blocks of 4, and 2-/1-bit weights, go one at a time. */
 #if defined(__GNUC__) && !defined(__clang__)
 /* GCC's pre-allocation scheduler hoists all loads of the unrolled 4x3 block to the top and spills
@@ -36,7 +37,7 @@ pqlr_status pqlr_fully_connected_s8_opt(const pqlr_fully_connected_params *p, co
         for (int32_t j = 0; j < 4; j++) {
             const int32_t qi = p->n_quant == 1 ? 0 : c + j;
             b[j] = bias ? bias[c + j] : 0;
-            bh[j] = b[j] - p->in_zp * pqlr_row_sum(w + j * rb, 0, k, p->wbits);   /* zp hoisted */
+            bh[j] = p->rows < 3 ? 0 : b[j] - p->in_zp * pqlr_row_sum(w + j * rb, 0, k, p->wbits);
             q[j] = pqlr_rq_make(multiplier[qi], shift[qi]);
         }
         int32_t t = 0;
