@@ -12,7 +12,7 @@ demo: setup
 	    --rank 16 --teacher tinybert-6l --output micro_kws.bin
 
 test: setup
-	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile tests
 
 bench: setup
 	$(PY) -m bench.run_all

@@ -181,6 +181,73 @@ PQLR_NOINLINE static void pqlr_dot4x3_w4(const int8_t *x0, const int8_t *x1, con
     a[6] = a20; a[7] = a21; a[8] = a22; a[9] = a30; a[10] = a31; a[11] = a32;
 }
 
+/* ------------------------------------------------------------------ int4: 4 channels x 4 pixels, SWAR
+ * a[4 * j + i] += sum_{t < n} x_i[t] * w_j[t], int4 weights from nibble w0n of each row.
+ * Two int8 products per 32-bit multiply: X = x_0 + x_1 * 2^16 (mod 2^32), X * w = x_0 w + x_1 w 2^16.
+ * Exact: x w lies in [-1016, 1024], so after at most 30 products each half holds a sum L, H with
+ * |L|, |H| <= 30720 < 2^15; L is the sign-extended low half and H = (P - L) / 2^16, where
+ * H * 2^16 < 2^31 fits int32 (all packed arithmetic in uint32_t, i.e. mod 2^32).
+ * Cost per byte (2 weights) and 4 channels x 4 pixels: 8 loads + 8 to pack, 4 x (load, 3 shifts,
+ * 4 mul, 4 add): 64 instructions per 32 MACs. */
+#define PQLR_UNPACK_SUMS(P, A0, A1)                                                              \
+    do {                                                                                         \
+        const int32_t lo_ = (int32_t)((P) << 16) >> 16;                                          \
+        A0 += lo_;                                                                               \
+        A1 += (int32_t)((P) - (uint32_t)lo_) >> 16;                                              \
+    } while (0)
+
+PQLR_NOINLINE static void pqlr_dot4x4_w4(const int8_t *x0, const int8_t *x1, const int8_t *x2,
+                                         const int8_t *x3, const int8_t *w, int32_t ws, int32_t w0n,
+                                         int32_t n, int32_t *a)
+{
+    const int8_t *w0 = w + (w0n >> 1), *w1 = w0 + ws, *w2 = w1 + ws, *w3 = w2 + ws;
+    if ((w0n & 1) && n > 0) {                   /* odd start: high nibbles, one plain step */
+        const int32_t c[4] = {PQLR_HI4(*w0++), PQLR_HI4(*w1++), PQLR_HI4(*w2++), PQLR_HI4(*w3++)};
+        for (int32_t j = 0; j < 4; j++) {
+            a[4 * j] += *x0 * c[j]; a[4 * j + 1] += *x1 * c[j];
+            a[4 * j + 2] += *x2 * c[j]; a[4 * j + 3] += *x3 * c[j];
+        }
+        x0++; x1++; x2++; x3++;
+        n--;
+    }
+    for (int32_t bytes = n >> 1; bytes > 0;) {
+        const int32_t chunk = bytes < 15 ? bytes : 15;  /* <= 30 products per half */
+        uint32_t p00 = 0, p01 = 0, p10 = 0, p11 = 0, p20 = 0, p21 = 0, p30 = 0, p31 = 0;
+        bytes -= chunk;
+        for (int32_t t = chunk; t > 0; t--) {
+            const uint32_t e0 = (uint32_t)x0[0] + ((uint32_t)x1[0] << 16);     /* pixels 0,1 step 2t */
+            const uint32_t e1 = (uint32_t)x2[0] + ((uint32_t)x3[0] << 16);     /* pixels 2,3 */
+            const uint32_t o0 = (uint32_t)x0[1] + ((uint32_t)x1[1] << 16);     /* step 2t + 1 */
+            const uint32_t o1 = (uint32_t)x2[1] + ((uint32_t)x3[1] << 16);
+            int32_t b = *w0++;
+            uint32_t c = (uint32_t)PQLR_LO4(b);
+            p00 += e0 * c; p01 += e1 * c;
+            c = (uint32_t)PQLR_HI4(b); p00 += o0 * c; p01 += o1 * c;
+            b = *w1++;
+            c = (uint32_t)PQLR_LO4(b); p10 += e0 * c; p11 += e1 * c;
+            c = (uint32_t)PQLR_HI4(b); p10 += o0 * c; p11 += o1 * c;
+            b = *w2++;
+            c = (uint32_t)PQLR_LO4(b); p20 += e0 * c; p21 += e1 * c;
+            c = (uint32_t)PQLR_HI4(b); p20 += o0 * c; p21 += o1 * c;
+            b = *w3++;
+            c = (uint32_t)PQLR_LO4(b); p30 += e0 * c; p31 += e1 * c;
+            c = (uint32_t)PQLR_HI4(b); p30 += o0 * c; p31 += o1 * c;
+            x0 += 2; x1 += 2; x2 += 2; x3 += 2;
+        }
+        PQLR_UNPACK_SUMS(p00, a[0], a[1]); PQLR_UNPACK_SUMS(p01, a[2], a[3]);
+        PQLR_UNPACK_SUMS(p10, a[4], a[5]); PQLR_UNPACK_SUMS(p11, a[6], a[7]);
+        PQLR_UNPACK_SUMS(p20, a[8], a[9]); PQLR_UNPACK_SUMS(p21, a[10], a[11]);
+        PQLR_UNPACK_SUMS(p30, a[12], a[13]); PQLR_UNPACK_SUMS(p31, a[14], a[15]);
+    }
+    if (n & 1) {                                /* odd end: the low nibble of one more byte */
+        const int32_t c[4] = {PQLR_LO4(*w0), PQLR_LO4(*w1), PQLR_LO4(*w2), PQLR_LO4(*w3)};
+        for (int32_t j = 0; j < 4; j++) {
+            a[4 * j] += *x0 * c[j]; a[4 * j + 1] += *x1 * c[j];
+            a[4 * j + 2] += *x2 * c[j]; a[4 * j + 3] += *x3 * c[j];
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ 4 channels x 1 pixel
  * a[j] += sum_{t < n} (x[t] - zp) * w_j[t] (zero point inside: for edge pixels and short rows);
  * weights start at element w0n of each row (any width; fast loops for 8 and 4 bits). */

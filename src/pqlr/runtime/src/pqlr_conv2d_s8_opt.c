@@ -42,15 +42,15 @@ static void edge_pixel4(const pqlr_conv2d_params *p, const int8_t *input, const 
     }
 }
 
-/* Channels [c, c + 4): every output pixel. Interior pixels go in groups of g (3; 2 for tall int8
- * kernels, whose kernel rows run inside one pqlr_dot4x2_rows_w8 call). */
+/* Channels [c, c + 4): every output pixel. Interior pixels go in groups of g (3 for int8 weights,
+ * 4 for int4: pqlr_dot4x4_w4 packs two pixels per register). */
 static void block4(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *w, int32_t rb,
                    const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int32_t c,
                    int8_t *output)
 {
     const int32_t k = p->kernel_h * p->kernel_w * p->in_c, run = p->kernel_w * p->in_c;
     const int32_t row_step = p->in_w * p->in_c, n_px = p->out_h * p->out_w;
-    const int32_t g = 3;
+    const int32_t g = p->wbits == 4 ? 4 : 3;                  /* int4: the SWAR 4x4 loop */
     int32_t b[4], bh[4];
     pqlr_rq q[4];
     for (int32_t j = 0; j < 4; j++) {
@@ -63,16 +63,15 @@ static void block4(const pqlr_conv2d_params *p, const int8_t *input, const int8_
                           p->pad_left == 0;             /* 1x1, stride 1, no padding: a GEMM */
     int32_t oy = 0, ox = 0;                                     /* coordinates of pixel px */
     for (int32_t px = 0; px < n_px;) {
-        int32_t o[3] = {-1, -1, -1};
+        int32_t o[4] = {-1, -1, -1, -1};
         if (pointwise && n_px >= g) {
             if (px + g > n_px) {              /* last group overlaps the previous: same values again */
                 px = n_px - g;
                 ox = px % p->out_w;
                 oy = px / p->out_w;
             }
-            o[0] = px * p->in_c;
-            o[1] = o[0] + p->in_c;
-            o[2] = o[1] + p->in_c;
+            for (int32_t i = 0; i < g; i++)
+                o[i] = (px + i) * p->in_c;
         } else if (px + g <= n_px) {
             int32_t y = oy, x = ox;
             for (int32_t i = 0; i < g; i++) {
@@ -86,17 +85,17 @@ static void block4(const pqlr_conv2d_params *p, const int8_t *input, const int8_
             }
         }
         if (o[g - 1] >= 0) {                                    /* g interior pixels */
-            int32_t a[12];
+            int32_t a[16];
             for (int32_t j = 0; j < 4; j++)
                 for (int32_t i = 0; i < g; i++)
                     a[g * j + i] = bh[j];
-            const int8_t *x0 = input + o[0], *x1 = input + o[1], *x2 = input + o[g - 1];
+            const int8_t *x0 = input + o[0], *x1 = input + o[1], *x2 = input + o[2], *x3 = input + o[g - 1];
             for (int32_t ky = 0; ky < p->kernel_h; ky++) {
-                if (p->wbits == 8)
-                    pqlr_dot4x3_w8(x0, x1, x2, w + ky * run, rb, run, a);
+                if (g == 4)
+                    pqlr_dot4x4_w4(x0, x1, x2, x3, w, rb, ky * run, run, a);
                 else
-                    pqlr_dot4x3_w4(x0, x1, x2, w, rb, ky * run, run, a);
-                x0 += row_step; x1 += row_step; x2 += row_step;
+                    pqlr_dot4x3_w8(x0, x1, x2, w + ky * run, rb, run, a);
+                x0 += row_step; x1 += row_step; x2 += row_step; x3 += row_step;
             }
             for (int32_t j = 0; j < 4; j++)
                 pqlr_rq_store(&q[j], a + g * j, 1, g, p->out_zp, p->act_min, p->act_max,
