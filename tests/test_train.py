@@ -24,15 +24,6 @@ from pqlr.train.loop import lr_factor
 FREQS = (300.0, 900.0, 2200.0)   # Hz: one tone per class
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is as fast, and never oversubscribes a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def toy_dataset(n: int, seed: int) -> AudioDataset:
     """n one-second clips: class i%3 is a noisy tone near FREQS[i%3]."""
     rng = np.random.default_rng(seed)

@@ -17,15 +17,6 @@ from pqlr.models import build_model, model_stats
 FREQS = {"high": 2200.0, "low": 300.0, "mid": 900.0}   # Hz, one tone per word
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is as fast, and never oversubscribes a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def words(tmp_path_factory) -> Path:
     """<word>/s<k>_nohash_<n>.wav: 6 speakers x 2 clips per word, 16 kHz int16 noisy tones."""

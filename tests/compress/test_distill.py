@@ -20,15 +20,6 @@ T_ = torch.tensor([[1.0, 1.5, -0.5], [-1.0, 2.0, 0.0]])   # teacher logits
 Y = torch.tensor([0, 2])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is as fast, and never oversubscribes a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def softmax(z):
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)

@@ -227,3 +227,21 @@ def test_rv32imac_graph_bit_exact_and_faster():
     for r, o in zip(ref["layers"], opt["layers"]):
         if r["op"] in ("conv2d", "depthwise_conv2d"):
             assert o["instructions"] < r["instructions"], (r, o)
+
+
+@pytest.mark.parametrize("x_val,w_val", [(-128, -8), (127, -8), (-128, 7), (None, None)])
+def test_int4_packed_sums_at_their_bounds(lib, x_val, w_val):
+    """pqlr_dot4x4_w4 keeps two pixels per register for up to 30 products: all-extreme inputs and
+    weights over K = 67 (chunks of 30 + 30 + 6 + an odd step) must still match exactly."""
+    rng = np.random.default_rng(11)
+    node, g = layer(rng, "conv2d", 4, (3, 3, 67), 8, (1, 1))
+    if w_val is not None:
+        q = np.full((8, 67), w_val)
+        q[1::2] = -8 if w_val == 7 else 7                      # mixed signs across channels
+        node.params["weight"] = P.pack_weights(q, 4)
+        node.params["bias"] = np.zeros(8, np.int32)
+    x = inputs(rng, g, 3)
+    if x_val is not None:
+        x[:] = x_val
+        x[1, ::2] = -x_val - 1 if x_val < 0 else -128         # neighbouring pixels of opposite sign
+    check(lib, node, g, x)
