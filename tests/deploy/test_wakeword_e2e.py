@@ -16,11 +16,10 @@ percentile of the int8 wake output over the VALIDATION clips that are not the wa
 
 Asserted: exactly one detection, while the "Hey Kimi" clip is in the task's 1 s window; none for the
 other keyword or the noise; the detections equal a Python replay of the same integer pipeline
-(c_features + run_graph + the task's smoothing) hop for hop; the task fits its declared stack."""
+(c_features + run_graph + the task's smoothing) hop for hop; the task fits its declared stack.
+bench/wakeword_stream.py runs the same build over every test clip (hit rate, false accepts per hour)."""
 from __future__ import annotations
 
-import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,20 +29,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
+from kws_stream import FRAMES, HOP, K, M, build_task, replay, run_task, wake_threshold, window_of  # noqa: E402
 from kws_trained import FEATURES, WAKE, labels, trained_kws  # noqa: E402
-from pqlr.compress.measure import input_int8  # noqa: E402
-from pqlr.deploy.frontend import FRONTEND_SOURCES, c_features  # noqa: E402
-from pqlr.deploy.host import model_sources  # noqa: E402
-from pqlr.ir.interp import run_graph  # noqa: E402
-from pqlr.runtime.build import compile_c  # noqa: E402
 from pqlr.train import DEFAULT_CACHE  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-STANDIN = ROOT / "tests" / "freertos_standin"
-HARNESS = STANDIN / "fixture" / "kws_harness.c"      # producer task + callback log (model-independent)
-SR, HOP, FRAMES = FEATURES.sample_rate, FEATURES.hop_length, FEATURES.n_frames
-K, M = 4, 3                                          # one inference per 4 hops, mean of the last 3
-REFRACTORY = FEATURES.clip_samples // HOP            # one window
 MARGIN_P = 0.95                                      # float softmax of the true class, to pick a clip
 
 
@@ -54,15 +43,8 @@ def kws(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def threshold(kws) -> int:
-    """99th percentile of the int8 wake output over the non-wake validation clips (1% false accepts
-    per window); it must sit below most of the wake word's own validation outputs."""
-    val = kws.data.val
-    feats, _ = DEFAULT_CACHE.get(val, FEATURES)
-    y = labels(val)
-    wake = kws.graph.meta["wake_class"]
-    out = run_graph(kws.graph, input_int8(kws.graph, feats)).reshape(len(y), -1)[:, wake].astype(np.int64)
-    thr = int(np.ceil(np.percentile(out[y != wake], 99)))
-    assert np.mean(out[y == wake] >= thr) >= 0.9, (thr, np.percentile(out[y == wake], [5, 50]))
+    thr, val_hit = wake_threshold(kws)
+    assert val_hit >= 0.9, (thr, val_hit)            # it passes most of the wake word's own validation clips
     return thr
 
 
@@ -88,59 +70,16 @@ def stream(kws):
     return pcm, segments, {"hey": hey, "other": other, "other_class": classes[y[other]], "noise": noise.tolist()}
 
 
-def window_of(hop: int) -> tuple[int, int]:
-    """Samples [first, end) of the window the task classified when `hop` hops had arrived: the
-    frontend's newest frame ends (HOP*2 - win) samples before the newest hop's end."""
-    end = hop * HOP - (2 * HOP - FEATURES.win_length)
-    return end - FEATURES.clip_samples, end
-
-
-def replay(kws, pcm: np.ndarray, threshold: int) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Python replay of kws_task.c: inference at hops FRAMES + K + jK on the window it covers, the
-    moving sum of M wake outputs, the threshold and the refractory period. -> (detect hops, hops, sums)."""
-    hops = np.arange(FRAMES + 1 + K - 1, len(pcm) // HOP + 1, K)
-    clips = np.stack([pcm[(h - FRAMES - 1) * HOP:(h - FRAMES - 1) * HOP + FEATURES.clip_samples] for h in hops])
-    x = c_features(clips, FEATURES, kws.quant.scale, kws.quant.zero_point)[..., None]
-    wake = run_graph(kws.graph, x).reshape(len(hops), -1)[:, kws.graph.meta["wake_class"]].astype(np.int64)
-    sums = np.convolve(wake, np.ones(M, dtype=np.int64))[M - 1:len(wake)]       # sums[i]: inferences i..i+M-1
-    out, last = [], None
-    for i, s in enumerate(sums):
-        h = int(hops[i + M - 1])
-        if s >= threshold * M and (last is None or h - last >= REFRACTORY):
-            out.append(h)
-            last = h
-    return out, hops[M - 1:], sums
-
-
-def build(kws, threshold: int, sanitize: bool) -> Path:
-    pkg = kws.package
-    defines = [f"-DKWS_INFER_EVERY_HOPS={K}", f"-DKWS_SMOOTH_COUNT={M}", f"-DKWS_THRESHOLD={threshold}",
-               f"-DKWS_REFRACTORY_HOPS={REFRACTORY}", "-pthread"]
-    if sanitize:   # sanitizer frames are several times larger than real ones: give the check room
-        defines.append("-DKWS_TASK_STACK_MARGIN_BYTES=262144")
-    sources = [*model_sources(pkg), *(pkg / "src" / s for s in FRONTEND_SOURCES), pkg / "freertos" / "kws_task.c",
-               STANDIN / "freertos_standin.c", HARNESS]
-    return compile_c(sources, sanitize=sanitize, include_dirs=[pkg / "src", pkg / "freertos", STANDIN],
-                     extra_flags=defines, name="kws_wakeword" + ("_asan" if sanitize else ""))
-
-
-def run(exe: Path, pcm: np.ndarray, tmp: Path) -> dict:
-    raw = tmp / "stream.raw"
-    raw.write_bytes(pcm.astype("<i2").tobytes())
-    proc = subprocess.run([str(exe), str(raw)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout
-    return dict(detect=[(int(h), int(s)) for h, s in re.findall(r"^detect (\d+) (-?\d+)$", out, re.M)],
-                stats=[int(v) for v in re.search(r"^stats (\d+) (\d+) (\d+) (\d+)$", out, re.M).groups()],
-                stack=[int(v) for v in re.search(r"^stack (\d+) (\d+)$", out, re.M).groups()])
+@pytest.fixture(scope="module")
+def replayed(kws, stream, threshold):
+    return replay(kws, stream[0], threshold)
 
 
 @pytest.mark.parametrize("sanitize", [False, True], ids=["O2", "asan"])
-def test_task_wakes_on_hey_kimi_only(kws, threshold, stream, tmp_path, sanitize):
+def test_task_wakes_on_hey_kimi_only(kws, threshold, stream, replayed, tmp_path, sanitize):
     pcm, segments, picked = stream
-    exe = build(kws, threshold, sanitize)
-    res = run(exe, pcm, tmp_path)
-    expected, hops, sums = replay(kws, pcm, threshold)
+    res = run_task(build_task(kws.package, threshold, sanitize), pcm, tmp_path)
+    expected, hops, sums = replayed
     n_hops = len(pcm) // HOP
     print(f"\nthreshold {threshold} (x{M}), clips {picked}, detections {res['detect']}, stack {res['stack']}")
     assert res["stats"][0] == n_hops and res["stats"][3] == 0                # every hop processed, no errors

@@ -170,6 +170,15 @@ def test_ds_cnn_shapes(lib, op, kernel, stride, padding, wbits):
     check(lib, node, g, inputs(rng, g))
 
 
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2), (2, 1), (1, 2)])
+@pytest.mark.parametrize("padding", [(0, 0, 0, 0), (1, 1, 1, 1), (2, 0, 1, 2), (0, 2, 2, 1)])
+def test_depthwise_3x3_paths(lib, stride, padding):
+    """Column runs (stride 1: the sliding run), padded edge columns, edge rows, odd run lengths."""
+    rng = np.random.default_rng(sum(stride) * 10 + sum(padding))
+    node, g = layer(rng, "depthwise_conv2d", 8, (7, 4, 5), 5, (3, 3), stride, padding, zp_in=127)
+    check(lib, node, g, inputs(rng, g))
+
+
 def test_bad_arguments_rejected(lib):
     node, g = layer(np.random.default_rng(0), "conv2d", 8, (4, 4, 3), 4, (3, 3))
     k = c_kernel(node, g)

@@ -2,7 +2,10 @@
 (the faster, bit-exact kernels of pqlr_nn_opt.h: runtime/src/pqlr_<op>_s8_opt.c).
 
 Only the kernel name in the emitted call changes; parameter struct, arguments and results are
-the same (tests/ir/test_ops_opt.py). Ops without an optimized kernel keep the reference.
+the same (tests/ir/test_ops_opt.py). Kernels without an optimized variant keep the reference:
+everything but conv2d / depthwise_conv2d / fully_connected / avg_pool2d+mean in s8, including the
+in-place kernels the arena planner picks for pointwise / depthwise layers (deploy.plan), so a
+speed-first build plans those layers out of place (bench/kernels_rv32.py shows the arena cost).
 
     c_call(node, graph, ins, out, symbols, variant="opt") -> str     like OpDef.c_call
     with use_variant("opt"): ...      code generation inside uses the chosen variant (it swaps the

@@ -5,24 +5,29 @@
  * bench/kernels_rv32.py measures their retired instructions per MAC.
  *
  * What makes them faster (a naive int8 MAC costs 7 instructions: lb, lb, sub, mul, add, add, bne):
- *   - register blocking: 4 output channels x 3 output pixels per inner loop, so one input byte feeds
- *     4 MACs and one weight byte feeds 3; the loop is unrolled 4x and walks pointers (lb with
- *     immediate offsets, no index arithmetic). Cost ~2.7 instructions per MAC (mul + add + loads).
+ *   - register blocking: 4 output channels x 3 output pixels per inner loop (pqlr_dot4x3_w8), so one
+ *     input byte feeds 4 MACs and one weight byte feeds 3; unrolled 4x, walking pointers (lb with
+ *     immediate offsets). 2.8 instructions per MAC in the loop. A 1x1 convolution is a GEMM over
+ *     (H*W) x C_in; kernels with short rows (the 10x4 first conv on one channel) first gather the
+ *     windows of three pixels into a stack buffer (pqlr_conv2d_s8_opt.c).
+ *   - int4 weights: two int8 products per 32-bit multiply (pqlr_dot4x4_w4, exactness argued there):
+ *     two pixels share a register, one byte load + 3 shifts give two weights.
  *   - the input zero point leaves the inner loop (interior pixels, where no tap reads padding):
  *         sum (x - zp) * w = sum x * w - zp * sum w
  *     with sum w computed once per channel per call. Exact in int32: the accumulator starts at
  *     bias - zp * sum w and after j products holds bias + sum_{t<j} (x_t - zp) w_t - zp sum_{t>=j} w_t,
  *     bounded by |bias| + j * 255 * 128 + (K - j) * 128 * 128 <= |bias| + K * 255 * 128, which is
  *     the reference's own no-overflow precondition (pqlr_nn.h): no step wraps, the result is equal.
- *   - int4 weights: one byte load and three shifts give two weights (two MACs per byte).
  *   - requantization without the 64-bit multiply-and-shift when shift n >= 33 (every real
- *     multiplier < 2^-2, which is every conv/fc of a trained net): with hi = (acc * m) >> 32 (mulh),
+ *     multiplier < 2^-2, the usual case for conv / fc layers): with hi = (acc * m) >> 32 (mulh),
  *         (acc * m + 2^(n-1)) >> n  ==  (hi + 2^(n-33)) >> (n - 32)
  *     because floor((hi * 2^32 + lo + 2^(n-1)) / 2^n) = floor((hi + 2^(n-33) + lo / 2^32) / 2^(n-32))
  *     and 0 <= lo / 2^32 < 1 never carries past an integer; |hi| <= 2^30, 2^(n-33) <= 2^29: no wrap.
  *     Smaller n take the reference's 64-bit path.
  * Other weight widths (2, 1 bit), channel remainders and edge pixels take plainer loops, still exact.
- * No malloc, no floating point, no scratch.
+ * No malloc, no floating point, no caller scratch (stack: up to ~2 KB, the conv gather buffers).
+ * The in-place kernels (pqlr_conv2d_1x1_inplace_s8, pqlr_depthwise_conv2d_inplace_s8) have no
+ * optimized variant yet. Measured figures: bench/kernels_rv32.py.
  */
 #ifndef PQLR_NN_OPT_H
 #define PQLR_NN_OPT_H

@@ -44,13 +44,18 @@ static void edge_pixel4(const pqlr_conv2d_params *p, const int8_t *input, const 
 
 /* Channels [c, c + 4): every output pixel. Interior pixels go in groups of g (3 for int8 weights,
  * 4 for int4: pqlr_dot4x4_w4 packs two pixels per register). */
-static void block4(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *w, int32_t rb,
-                   const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int32_t c,
-                   int8_t *output)
+#if defined(__GNUC__)
+#define PQLR_SPECIALIZE __attribute__((always_inline))   /* one copy per constant g */
+#else
+#define PQLR_SPECIALIZE
+#endif
+
+static inline PQLR_SPECIALIZE void block4_g(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *w, int32_t rb,
+                            const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                            int32_t c, int8_t *output, const int32_t g)
 {
     const int32_t k = p->kernel_h * p->kernel_w * p->in_c, run = p->kernel_w * p->in_c;
     const int32_t row_step = p->in_w * p->in_c, n_px = p->out_h * p->out_w;
-    const int32_t g = p->wbits == 4 ? 4 : 3;                  /* int4: the SWAR 4x4 loop */
     int32_t b[4], bh[4];
     pqlr_rq q[4];
     for (int32_t j = 0; j < 4; j++) {
@@ -119,6 +124,16 @@ static void block4(const pqlr_conv2d_params *p, const int8_t *input, const int8_
             oy++;
         }
     }
+}
+
+static void block4(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *w, int32_t rb,
+                   const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int32_t c,
+                   int8_t *output)
+{
+    if (p->wbits == 4)                          /* g is a constant in each inlined copy */
+        block4_g(p, input, w, rb, bias, multiplier, shift, c, output, 4);
+    else
+        block4_g(p, input, w, rb, bias, multiplier, shift, c, output, 3);
 }
 
 /* Short kernel rows (the 10x4 first conv on a 1-channel map: runs of 4) cost more in loop set-up

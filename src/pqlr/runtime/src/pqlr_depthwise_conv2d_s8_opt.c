@@ -2,14 +2,18 @@
  * activations, 8/4/2/1-bit packed weights; bit-exact with pqlr_depthwise_conv2d_s8 (same signature;
  * methods and proofs in pqlr_nn_opt.h).
  *
- * Loop order: one channel at a time -- its taps unpacked once into registers (3x3) or a small local
- * array, its bias, zero-point correction and requantization prepared once -- then the output pixels.
- * Interior pixels (window inside the input) use raw inputs with the zero point hoisted into the
- * bias; a 3x3 kernel is fully unrolled. Pixels whose window reads padding skip the padded taps and
+ * Loop order: one channel at a time -- its taps unpacked once, its bias, zero-point correction and
+ * requantization prepared once -- then the output pixels.
+ * 3x3 kernels (channel3x3): one output column at a time; the rows whose window lies inside the input
+ * form one run, fully unrolled, the taps in registers, the zero point hoisted; with stride 1 the run
+ * slides down the column loading one new input row (3 bytes) per pixel instead of 9
+ * (run3x3_s1). A column on the left / right edge sets its padded taps to weight 0 and leaves them out
+ * of the hoisted bias, so it runs the same loop. Edge rows are computed directly.
+ * Other kernels: interior pixels with the zero point hoisted, edge pixels skip padded taps and
  * subtract the zero point (padding adds 0, as in the reference). */
 #if defined(__GNUC__) && !defined(__clang__)
-/* GCC's pre-allocation scheduler hoists all loads of the unrolled 4x3 block to the top and spills
- * the accumulators (RV32: +50% instructions); allocation-order code is what we want here. */
+/* GCC's pre-allocation scheduler hoists the loads of the unrolled loops to the top and spills
+ * the accumulators (RV32: up to +50% instructions); allocation-order code is what we want here. */
 #pragma GCC optimize("no-schedule-insns")
 #endif
 #include "pqlr_nn_opt.h"
