@@ -2,7 +2,7 @@
 #   make demo   installs everything and runs the article's pqlr-compress command
 #   make test   installs everything and runs the test suite
 PY := .venv/bin/python
-.PHONY: setup demo test bench bench-peers clean
+.PHONY: setup demo test bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -14,8 +14,12 @@ demo: setup
 test: setup
 	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n 2 --dist loadfile tests
 
+# heavy; never part of `make test`. Results: bench/results/, figures: docs/benchmarks.md
 bench: setup
-	$(PY) -m bench.run_all
+	OMP_NUM_THREADS=1 $(PY) bench/train_fsdd.py --data ../shared/data/fsdd/recordings --epochs 30 --threads 1 \
+	    --json bench/results/train_fsdd.json
+	$(PY) bench/kernels_rv32.py --samples 2 --json bench/results/kernels_rv32.json
+	$(PY) bench/wakeword_stream.py --json bench/results/wakeword_stream.json
 
 clean:
 	rm -rf build runs micro_kws micro_kws.bin .pytest_cache
