@@ -66,6 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true", help="continue after the last finished stage")
     g.add_argument("--json", help="also write the report JSON here")
     g.add_argument("--device", help="cpu (default) or cuda")
+    g.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; use 1 on a busy machine)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -111,6 +112,12 @@ def run(args) -> int:
     from ..compress.pipeline import run_pipeline
 
     cfg = config_from_args(args)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise PqlrError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     report = run_pipeline(cfg, resume=args.resume, log=lambda m: print(m, file=sys.stderr, flush=True))
     if args.json:
         write_json(args.json, report)

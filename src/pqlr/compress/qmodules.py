@@ -110,6 +110,18 @@ def _mse_search_weight(a: torch.Tensor, s0: torch.Tensor, lo: int, hi: int) -> t
     return best
 
 
+@torch.no_grad()
+def _fit_bias(wq: "WeightQuant", bias: torch.Tensor, s_in) -> None:
+    """Raise a channel's weight step where its bias would not fit int32 at s_in * s_w (|q_b| <= 2^30,
+    half the int32 range, leaves room for the accumulated products). Happens for channels whose
+    weights were driven to ~0 (pruned-away BatchNorm gammas) and with 16-bit activations' small s_in."""
+    s_in = float(s_in.detach()) if isinstance(s_in, torch.Tensor) else float(s_in)
+    floor = bias.detach().abs().double() / (s_in * 2.0**30)
+    low = wq.scale.detach().double() < floor
+    if bool(low.any()):
+        wq.scale.data = torch.where(low, floor, wq.scale.detach().double()).to(wq.scale.dtype)
+
+
 class ActQuant(nn.Module):
     """Per-tensor asymmetric activation fake-quantizer with learnable step and offset (LSQ+)."""
 
@@ -288,6 +300,8 @@ class QuantModel(nn.Module):
             w = self._ibuf("w_int", layer).float() * s_w.view((-1,) + (1,) * (mod.weight.dim() - 1))
             b = self._ibuf("b_int", layer).double() * s_in * s_w.double()
             return w, b.float()
+        if mod.bias is not None:
+            _fit_bias(wq, mod.bias, s_in)
         w = wq(mod.weight)
         if mod.bias is None:
             return w, None
@@ -337,6 +351,8 @@ class QuantModel(nn.Module):
             mod, wq = self.layer(layer), self.wquant(layer)
             wq.scale.clamp_(min=MIN_STEP)
             s_in = self.qparams(self.program.layer_input[layer])[0]
+            if mod.bias is not None:
+                _fit_bias(wq, mod.bias, s_in)
             w_int = wq.integer(mod.weight)
             b = mod.bias.detach().double().numpy() if mod.bias is not None else np.zeros(w_int.shape[0])
             b_int = P.quantize_bias(b, s_in, wq.scale.detach().double().numpy())

@@ -142,9 +142,12 @@ def _in_place_conv(node: Node, graph: Graph) -> bool:
 def run_node(graph: Graph, plan: ArenaPlan, i: int) -> Node:
     """graph.nodes[i] as the generated C runs it: for a convolution the plan runs in place, a copy
     with attrs["in_place"] = True (ops_nn then emits the in-place kernel); else the node itself."""
+    return _marked(graph.nodes[i], i in plan.in_place_layers)
+
+
+def _marked(node: Node, in_place: bool) -> Node:
     from ..ir.ops_nn import IN_PLACE_KERNELS
-    node = graph.nodes[i]
-    if i in plan.in_place_layers and node.op in IN_PLACE_KERNELS:
+    if in_place and node.op in IN_PLACE_KERNELS:
         return dataclasses.replace(node, attrs={**node.attrs, "in_place": True})
     return node
 
@@ -207,9 +210,8 @@ def plan_graph(graph: Graph, planner: str = "greedy", in_place: bool = True,
         raise PqlrError(f"unknown planner {planner!r} (use greedy or linear)")
     ids = {root: p.add_buffer(size[root], lo, hi) for root, (lo, hi) in span.items()}
     scratch_ids: dict[int, tuple[int, int]] = {}
-    marks = ArenaPlan({}, {}, 0, 0, 0, done_in_place, done_layers)
-    for i in range(len(graph.nodes)):
-        n = _scratch_bytes(run_node(graph, marks, i), graph)
+    for i, node in enumerate(graph.nodes):
+        n = _scratch_bytes(_marked(node, i in done_layers), graph)    # in-place kernels: scratch
         if n > 0:
             scratch_ids[i] = (p.add_buffer(n, i, i), n)
     offsets = {t: p.offset(ids[alias.get(t, t)]) for t in first if t not in io}
