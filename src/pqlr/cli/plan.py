@@ -36,17 +36,16 @@ def _table(ram: dict) -> str:
 def run(args) -> int:
     from ..deploy.binfmt import read_bin
     from ..deploy.package import ram_breakdown
-    from ..deploy.plan import plan_graph
-    from ..deploy.tiles import plan_tiles
+    from ..deploy.plan import plan_graph, plan_with_tiles, split_layers
 
     graph, tiles, _ = read_bin(args.model)
-    arena = plan_graph(graph)
+    arena = plan_graph(graph, split=split_layers(tiles))
     ram = ram_breakdown(arena, tiles, args.ram)
     out = {"file": ram}
     if args.ram is not None:
         try:
-            fit = plan_tiles(graph, arena.arena_bytes, args.ram, double_buffer=args.double_buffer)
-            out["for_budget"] = ram_breakdown(arena, fit, args.ram)
+            fit_arena, fit = plan_with_tiles(graph, ram_budget=args.ram, double_buffer=args.double_buffer)
+            out["for_budget"] = ram_breakdown(fit_arena, fit, args.ram)
         except BudgetError as e:
             out["for_budget"] = {"error": str(e)}
     if args.json:
