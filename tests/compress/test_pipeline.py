@@ -24,7 +24,7 @@ def _cfg(tmp_path, **kw):
 @pytest.fixture(scope="module")
 def full_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("full")
-    cfg = _cfg(tmp)
+    cfg = _cfg(tmp, target="esp32-c6")
     return cfg, pipeline.run_pipeline(cfg, log=lambda m: None)
 
 
@@ -43,6 +43,8 @@ def test_report_has_the_article_table(full_run):
     assert f["host_check"]["mismatches"] == 0
     assert abs(f["accuracy_int"] - f["accuracy"]) <= 0.05
     assert f["ram_peak_bytes"] > 0 and f["flash_bytes"] >= f["weight_bytes"]
+    est = f["estimate"]                                    # --target esp32-c6
+    assert est["target"] == "esp32-c6" and est["latency_s"] > 0 and est["latency_source"] == "analytic"
     assert any("saves no bytes" in json.dumps(s) or "skipped" in json.dumps(s) for s in report["stages"]) or \
         any("low-rank" in n for n in report["notes"])
 
@@ -60,7 +62,7 @@ def test_outputs_written(full_run):
 
 def test_resume_after_crash_gives_same_result(full_run, tmp_path, monkeypatch):
     cfg0, report0 = full_run
-    cfg = _cfg(tmp_path)
+    cfg = _cfg(tmp_path, target="esp32-c6")
     real = pipeline.stage_lowrank
 
     def crash(ctx):
