@@ -98,3 +98,20 @@ def test_generated_c_is_bit_exact_on_targets(models, data, name, bits, target):
     assert not r["soft_float_symbols"]
     if target != "host":
         assert r["instructions_per_inference"] > r["macs"]
+
+
+@pytest.mark.emulator
+def test_optimized_kernels_bit_exact_and_under_4_instructions_per_mac(models, data):
+    """DS-CNN-S W8A8 on rv32imac: the optimized kernels (chosen at build time) give the same bytes
+    as the oracle and retire <= 4 instructions per MAC over the whole network (issue target)."""
+    from pqlr.deploy.verify import verify_graph
+
+    q = _quantized(models["ds-cnn-s"], data, 8, 8)
+    g, _, _ = _compare(q, data)
+    feats, labels = DEFAULT_CACHE.get(data.test, FeatureConfig())
+    x = input_int8(g, feats[:4])
+    ref = verify_graph(g, None, x, "rv32imac", kernels="reference")
+    opt = verify_graph(g, None, x, "rv32imac", kernels="opt")
+    assert ref["mismatches"] == 0 and opt["mismatches"] == 0
+    assert opt["instructions_per_mac"] <= 4.0, opt["instructions_per_mac"]
+    assert opt["instructions_per_inference"] * 3 < ref["instructions_per_inference"]

@@ -27,6 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--fakequant", default=None, metavar="CKPT",
                    help="fake-quant stage checkpoint (.safetensors) for accuracy_fakequant on the same clips")
     p.add_argument("--sanitize", action="store_true", help="host: build with ASan + UBSan")
+    p.add_argument("--kernels", choices=("reference", "opt"), default="reference",
+                   help="C kernels: plain reference, or the faster bit-exact variants (more arena: no in-place layers)")
     p.add_argument("--timeout", type=float, default=600, metavar="S", help="emulator time limit (default 600 s)")
     p.add_argument("--json", default=None, metavar="FILE", help="write the full report here")
     p.set_defaults(func=run)
@@ -43,7 +45,8 @@ def run(args) -> int:
     report = verify(args.model, args.target, dataset=args.dataset, split=args.split, limit=args.limit,
                     holdout_speaker=args.holdout_speaker, words=words_list(args.words) if args.words else None,
                     per_class=args.per_class, data_seed=args.data_seed, cache_dir=args.cache_dir,
-                    fakequant=args.fakequant, sanitize=args.sanitize, timeout_s=args.timeout)
+                    fakequant=args.fakequant, sanitize=args.sanitize, timeout_s=args.timeout,
+                    kernels=args.kernels)
     if args.json:
         write_json(args.json, report)
     print(summary(report))

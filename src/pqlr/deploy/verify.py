@@ -85,7 +85,7 @@ def _median(values: list[int]) -> int:
 
 def verify_graph(graph: Graph, tiles: TilePlan | None, inputs: np.ndarray, target: str,
                  labels: np.ndarray | None = None, *, bin_bytes: bytes | None = None, sanitize: bool = False,
-                 planner: str = "greedy", timeout_s: float = 600) -> dict:
+                 planner: str = "greedy", timeout_s: float = 600, kernels: str = "reference") -> dict:
     """Run the generated C of `graph` (tiles: its TilePlan; None = weights as const arrays) on
     `target` for every row of `inputs` (N, *input shape) in the input tensor's dtype and compare
     it byte for byte with run_graph. `bin_bytes`: the .bin the tile offsets come from (streamed
@@ -112,10 +112,14 @@ def verify_graph(graph: Graph, tiles: TilePlan | None, inputs: np.ndarray, targe
         if len(labels) != len(x):
             raise PqlrError(f"{len(labels)} labels for {len(x)} inputs")
     tiles = tiles if tiles is not None else make_plan(graph, None, streamed=False)
-    arena = plan_graph(graph, planner, split=split_layers(tiles))   # split pointwise: not in place
+    # kernels="opt": the faster kernels (ir.ops_select) have no in-place variants, so plan out of place
+    arena = plan_graph(graph, planner, in_place=(kernels == "reference"), split=split_layers(tiles))
 
     ref = run_graph(graph, x)                                           # (N, *output shape)
-    sources, include = _write_sources(graph, arena, tiles, bin_bytes)
+    from ..ir.ops_select import use_variant
+
+    with use_variant(kernels):
+        sources, include = _write_sources(graph, arena, tiles, bin_bytes)
     streamed = bool(tiles.streamed and tiles.n_tiles)
     flags = [*(["-DPQLR_EMBED_MODEL_BIN"] if streamed else []), *(SANITIZE_FLAGS if sanitize else ())]
     run = run_model(target, sources, [include], _as_bytes(x), output_bytes=t_out.nbytes,
@@ -252,7 +256,7 @@ def verify(bin_path: str | Path, target: str, inputs: np.ndarray | None = None, 
            labels: np.ndarray | None = None, split: str = "test", limit: int | None = None,
            holdout_speaker: str | None = None, words: list[str] | None = None, per_class: int | None = None,
            data_seed: int = 0, cache_dir: str | None = None, fakequant: str | Path | None = None,
-           sanitize: bool = False, timeout_s: float = 600) -> dict:
+           sanitize: bool = False, timeout_s: float = 600, kernels: str = "reference") -> dict:
     """Verify the model file `bin_path` on `target`. Inputs: `inputs` (N, *input shape), already
     quantized (with optional `labels`), or `dataset` (a spec for data.load_dataset, or a loaded
     KwsData): the first `limit` clips of its `split`. The fake-quant accuracy comes from `fakequant`
@@ -286,7 +290,8 @@ def verify(bin_path: str | Path, target: str, inputs: np.ndarray | None = None, 
     else:
         raise PqlrError("verify needs inputs or a dataset")
     report = verify_graph(graph, tiles, x, target, labels, bin_bytes=data_bytes, sanitize=sanitize,
-                          timeout_s=timeout_s)
+                          timeout_s=timeout_s, kernels=kernels)
+    report["kernels"] = kernels
     report["model"] = str(path)
     report.update(info)
     if limit is not None and limit > report["samples"]:
