@@ -78,6 +78,27 @@ def _test_features(ctx):
     return DEFAULT_CACHE.get(ctx.data.test, FeatureConfig())
 
 
+def _estimate(cfg, graph, x, final: dict, pkg, acc_int: float, ctx) -> dict:
+    """The target's cost estimate, from instructions counted on its emulator when one runs its ISA."""
+    from ..deploy.verify import verify_graph
+    from ..hw.estimate import estimate
+    from ..hw.profiles import load_profile
+
+    prof = load_profile(cfg.target)
+    measured = {}
+    if prof.verify_target:
+        try:
+            run = verify_graph(graph, None, x, prof.verify_target)
+            measured = {"instructions": int(run["instructions_per_inference"]),
+                        "instructions_source": prof.verify_target}
+        except PqlrError as e:      # e.g. the cross toolchain is not installed: fall back to the model
+            ctx.notes.append(f"estimate: no {prof.verify_target} measurement ({str(e).splitlines()[0]}); analytic")
+    return estimate(prof, macs=final["macs"], weight_bytes=final["weight_bytes"],
+                    activation_bytes=pkg.arena.arena_bytes,
+                    tile_bytes_streamed=final["weight_bytes"] if pkg.tiles.streamed else 0,
+                    accuracy=acc_int, **measured)
+
+
 def finalize(cfg, ctx, log: Callable[[str], None] = print) -> dict:
     """Lower the final model, write OUTPUT.bin + the OUTPUT/ package, check the C on the host."""
     from ..data import FeatureConfig
@@ -123,13 +144,7 @@ def finalize(cfg, ctx, log: Callable[[str], None] = print) -> dict:
         "outputs": {"bin": str(cfg.output), "package": str(out_dir)},
     }
     if cfg.target:
-        from ..hw.estimate import estimate
-        from ..hw.profiles import load_profile
-
-        final["estimate"] = estimate(load_profile(cfg.target), macs=final["macs"], weight_bytes=final["weight_bytes"],
-                                     activation_bytes=pkg.arena.arena_bytes,
-                                     tile_bytes_streamed=final["weight_bytes"] if pkg.tiles.streamed else 0,
-                                     accuracy=acc_int)
+        final["estimate"] = _estimate(cfg, g, x[:2], final, pkg, acc_int, ctx)
     log(f"[final] integer accuracy {100 * acc_int:.2f}% (fake-quant {100 * acc_fq:.2f}%), C == oracle on "
         f"{n_check} samples, RAM {ram['total']:,} B, weights {final['weight_bytes']:,} B -> {cfg.output}")
     return final
