@@ -23,17 +23,11 @@ def save_stage(stage_dir: Path, name: str, ctx, row: dict) -> None:
         "stage": name,
         "row": row,
         "model_config": ctx.model.config.to_dict(),
-        "lowrank": ctx.stage_info.get("lowrank") or getattr(ctx, "_lowrank_summary", None),
-        "quant_config": _qcfg_dict(ctx.qmodel_cfg) if getattr(ctx, "qmodel_cfg", None) else None,
+        "lowrank": ctx.lowrank_summary,
+        "quant_config": asdict(ctx.qmodel_cfg) if ctx.qmodel_cfg else None,
         "notes": ctx.notes,
     }
-    if meta["lowrank"]:
-        ctx._lowrank_summary = meta["lowrank"]
     save_state(stage_dir / f"{name}.safetensors", tensors, json.loads(json.dumps(meta, default=str)))
-
-
-def _qcfg_dict(cfg: QuantConfig) -> dict:
-    return asdict(cfg)
 
 
 def load_stage(stage_dir: Path, name: str, ctx) -> dict | None:
@@ -45,7 +39,7 @@ def load_stage(stage_dir: Path, name: str, ctx) -> dict | None:
     model = model_from_config(meta["model_config"])
     if meta.get("lowrank"):
         lowrank.restructure(model, meta["lowrank"])
-        ctx._lowrank_summary = meta["lowrank"]
+        ctx.lowrank_summary = meta["lowrank"]
     _load(model, tensors, "float.", path)
     ctx.model = model
     ctx.notes = list(meta.get("notes", []))

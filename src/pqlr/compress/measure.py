@@ -65,9 +65,11 @@ def measure_quantized(qmodel, ctx) -> dict:
 
     g = lower_quantized(qmodel, ctx.data.classes)
     plan = plan_graph(g)
+    code = code_bytes(g)
+    ctx.lowered = (qmodel, g, code)
     return {"weight_bytes": g.weight_bytes(), "activation_bytes": plan.arena_bytes,
             "activation_source": "arena planner (activations + scratch)",
-            "code_bytes": code_bytes(g), "macs": graph_macs(g),
+            "code_bytes": code, "macs": graph_macs(g),
             "params": int(sum(p.numel() for n, p in qmodel.named_parameters() if n.endswith("weight")))}
 
 
@@ -109,7 +111,11 @@ def finalize(cfg, ctx, log: Callable[[str], None] = print) -> dict:
     from ..ir.lower import accumulator_report
     from ..train import evaluate
 
-    g = lower_quantized(ctx.qmodel, ctx.data.classes)
+    if ctx.lowered is not None and ctx.lowered[0] is ctx.qmodel:   # measured by the last stage
+        _, g, code = ctx.lowered
+    else:                                                          # e.g. every stage restored by --resume
+        g = lower_quantized(ctx.qmodel, ctx.data.classes)
+        code = code_bytes(g)
     classes = list(ctx.data.classes)
     g.meta["wake_class"] = classes.index("hey_kimi") if "hey_kimi" in classes else 0
     feats, labels = _test_features(ctx)
@@ -132,7 +138,6 @@ def finalize(cfg, ctx, log: Callable[[str], None] = print) -> dict:
     if mismatches:
         raise PqlrError(f"generated C disagrees with the integer oracle on {mismatches}/{n_check} test samples")
     ram = ram_breakdown(pkg.arena, pkg.tiles, cfg.ram)
-    code = code_bytes(g)
     acc_rows = accumulator_report(g)
     final = {
         "accuracy": acc_fq, "accuracy_int": acc_int,

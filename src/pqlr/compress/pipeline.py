@@ -101,6 +101,8 @@ class Context:
     notes: list[str] = field(default_factory=list)
     stage_info: dict = field(default_factory=dict)
     qmodel_cfg: QuantConfig | None = None
+    lowrank_summary: list[dict] | None = None    # which layers were factorized (to rebuild on --resume)
+    lowered: tuple | None = None                  # (qmodel, Graph, code bytes) last measured
 
 
 Stage = Callable[[Context], dict]
@@ -199,7 +201,7 @@ def stage_lowrank(ctx: Context) -> dict:
     import copy
 
     fm, summary = lowrank.apply(copy.deepcopy(ctx.model), ctx.cfg.lowrank)
-    ctx.stage_info["lowrank"] = summary
+    ctx.stage_info["lowrank"] = ctx.lowrank_summary = summary
     skipped = [r["layer"] for r in summary if r["action"] == "skipped"]
     if skipped:
         ctx.notes.append(f"low-rank r={ctx.cfg.lowrank.rank}: skipped {', '.join(skipped)} (factors would not save bytes)")

@@ -19,13 +19,9 @@ import numpy as np
 
 from ..errors import BudgetError, PqlrError
 from ..ir.graph import Graph
+from .plan import ALIGN, _align   # one alignment rule for arena and tile buffers
 
-ALIGN = 4
 SPLITTABLE_OPS = frozenset({"conv2d", "depthwise_conv2d", "fully_connected"})
-
-
-def _align(n: int) -> int:
-    return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
 @dataclass(frozen=True)
