@@ -32,6 +32,19 @@ def test_apply_replaces_and_skips():
     assert m(x).shape == (2, 12)
 
 
+def test_skip_decision_counts_deployed_bytes_not_params():
+    # 31x35 at rank 16: 1,056 factor weights < 1,085, but 16 extra channels of bias/multiplier/shift
+    # make the factors larger as deployed; a 144x174 FFN layer at 4 bits does save bytes
+    m = torch.nn.Sequential(torch.nn.Linear(35, 31), torch.nn.Linear(174, 144))
+    _, summary = lowrank.apply(m, lowrank.LowRankConfig(rank=16), wbits=4)
+    small, big = summary
+    assert small["params_after"] < small["params_before"] and small["action"] == "skipped"
+    assert small["bytes_after"] > small["bytes_before"] and "4-bit" in small["reason"]
+    assert big["action"] == "factorized" and big["bytes_after"] < big["bytes_before"]
+    assert lowrank.deployed_bytes(144, 174, 4) == 144 * (87 + lowrank.CHANNEL_BYTES)
+    assert lowrank.deployed_bytes(144, 174, 4, rank=16) == 16 * (87 + 9) + 144 * (8 + 9)
+
+
 def test_full_rank_energy_keeps_function():
     m = build_model("ds-cnn-s", 12, seed=0).eval()
     x = torch.randn(2, 1, 49, 10)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from pqlr import primitives as P
-from pqlr.compress.lowrank import LowRankConv1x1, LowRankLinear
+from pqlr.compress.lowrank import LowRankConv1x1, LowRankLinear, deployed_bytes
 from pqlr.compress.qmodules import RUN
 from pqlr.compress.quantize import QuantConfig, quantize_
 from pqlr.errors import PqlrError
@@ -155,6 +155,10 @@ def test_lowrank_layers_lower(trained):
         agree, sqnr, g = _compare(qm, 64)
         assert names <= {n.name for n in g.nodes}
         assert agree >= 0.99 and sqnr >= SQNR_DB["microbert-fast"][8]
+        for n in g.nodes:      # the byte model low-rank decides with is what lowering deploys
+            if n.name in names:
+                rows, k = n.params["weight"].shape          # 8-bit: one byte per weight
+                assert sum(p.nbytes for p in n.params.values()) == deployed_bytes(rows, k, 8)
 
 
 def test_meta_classes_and_feature(trained):

@@ -98,7 +98,7 @@ def rand_multipliers(rng, count: int, acc_spread: float, out: Tensor) -> tuple[n
         base = {"typical": (hi - lo) / 3 / max(acc_spread, 1.0), "tiny": 2.0**-40, "huge": 2.0**8}[kind]
         reals = base * 2.0 ** rng.uniform(-2, 2, count)
     pairs = [P.quantize_multiplier(float(r)) for r in reals]
-    return np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int32)
+    return np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int8)
 
 
 def rand_weighted(rng, c_out: int, k: int, in_t: Tensor, x: np.ndarray, out: Tensor):
@@ -256,7 +256,7 @@ def weighted_layer(rng, op: str, in_shape, out_shape, wbits: int, dtype: str, **
     spread = np.sqrt(k) * np.sqrt(np.mean(xc**2)) * np.sqrt(np.mean(q**2.0))
     lo_o, hi_o = P.act_range(y_t.bits)     # accumulator spread -> a quarter of the output range
     pairs = [P.quantize_multiplier((hi_o - lo_o) / 4 / spread * r) for r in 2.0 ** rng.uniform(-1, 1, c_out)]
-    m, n = (np.array(v, np.int32) for v in zip(*pairs))
+    m, n = (np.array(v, dt) for v, dt in zip(zip(*pairs), (np.int32, np.int8)))
     params = {"weight": P.pack_weights(q, wbits), "bias": rng.integers(-2000, 2000, c_out).astype(np.int32),
               "multiplier": m, "shift": n}
     node, g = graph_of(op, [x_t], y_t, {"wbits": wbits, **attrs}, params)
@@ -298,7 +298,7 @@ def test_accumulator_bound_holds_at_extremes(nn_lib, dtype, wbits):
     m, n = P.quantize_multiplier(1000.0 / 2**31)
     params = {"weight": P.pack_weights(np.full((1, k), wlo), wbits),
               "bias": np.array([INT32_MAX - bound], np.int32),
-              "multiplier": np.array([m], np.int32), "shift": np.array([n], np.int32)}
+              "multiplier": np.array([m], np.int32), "shift": np.array([n], np.int8)}
     node, g = graph_of("fully_connected", [x_t], y_t, {"wbits": wbits}, params)
     x = np.full((1, k), lo, NP[dtype])                 # x - zp = -(2^b - 1), w < 0: products > 0
     y = check(nn_lib, node, g, [x])
@@ -349,7 +349,7 @@ def test_bad_arguments_return_err_arg_and_write_nothing(nn_lib):
         args = [{**base, "out": y}[b] for b in k.args]
         args[i] = None
         assert cdriver.call(nn_lib, k.fn, Params(**k.fields), *args) == (0 if a == "bias" else -1), a
-    bad_shift = {**base, "out": y, "shift": np.array([0, 40], np.int32)}
+    bad_shift = {**base, "out": y, "shift": np.array([0, 40], np.int8)}
     assert cdriver.call(nn_lib, k.fn, Params(**k.fields), *[bad_shift[a] for a in k.args]) == -1
 
 
@@ -358,7 +358,7 @@ def test_oracle_refuses_bad_layers_naming_them():
     node, g, x = weighted_layer(rng, "conv2d", (5, 4, 3), (5, 4, 2), 8, "s8", kernel=(3, 3), padding=(1, 1, 1, 1))
     run = NN_OPS["conv2d"].run
     cases = [({"attrs": {"wbits": 3}}, "wbits"), ({"attrs": {"padding": (0, 0, 0, 0)}}, "inconsistent"),
-             ({"attrs": {"act_max": 300}}, "clamp"), ({"params": {"shift": np.array([63], np.int32)}}, "shift"),
+             ({"attrs": {"act_max": 300}}, "clamp"), ({"params": {"shift": np.array([63], np.int8)}}, "shift"),
              ({"params": {"weight": node.params["weight"][:, :-1]}}, "packed"),
              ({"params": {"multiplier": np.ones(3, np.int32)}}, "lengths")]
     for change, msg in cases:

@@ -58,7 +58,7 @@ def layer(rng, op: str, wbits: int, shape, c_out: int, kernel=(1, 1), stride=(1,
     if op != "fully_connected":
         attrs.update(kernel=kernel, stride=stride, padding=padding)
     params = {"weight": P.pack_weights(q, wbits), "bias": bias,
-              "multiplier": np.array(m[:n_q], np.int32), "shift": np.array(n[:n_q], np.int32)}
+              "multiplier": np.array(m[:n_q], np.int32), "shift": np.array(n[:n_q], np.int8)}
     node = Node("l0", op, ["x"], ["y"], attrs, params)
     g = Graph({"x": x, "y": y}, [node], ["x"], ["y"])
     g.validate()

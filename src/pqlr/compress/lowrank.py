@@ -1,6 +1,8 @@
 """Low-rank factorization: W (m x n) ~ U_r (m x r) . V_r (r x n) by truncated SVD, for Linear
 layers and 1x1 convolutions. A layer is skipped (and the summary says so) when the factors
-would not save bytes, r * (m + n) >= m * n.
+would not save deployed bytes: each output channel of a deployed layer costs its packed weight row
+plus an int32 bias, an int32 multiplier and an int8 shift, and the factorized form has r + m such
+channels instead of m (`deployed_bytes`).
 
 `decide` (choose_rank: fixed rank or the smallest rank keeping an energy fraction of the
 squared singular values) is kept apart from `do` (factorize)."""
@@ -12,6 +14,9 @@ import torch
 from torch import nn
 
 from ..errors import PqlrError
+from ..primitives import packed_row_bytes
+
+CHANNEL_BYTES = 4 + 4 + 1      # per output channel as deployed: int32 bias, int32 multiplier, int8 shift
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,13 @@ def choose_rank(w: torch.Tensor, cfg: LowRankConfig) -> int:
     return int(torch.searchsorted(cum, torch.tensor(cfg.energy, dtype=cum.dtype)).item()) + 1
 
 
+def deployed_bytes(out_f: int, in_f: int, wbits: int, rank: int | None = None) -> int:
+    """Flash bytes of an (out_f x in_f) layer at `wbits`, or of its two rank-`rank` factors."""
+    if rank is None:
+        return out_f * (packed_row_bytes(in_f, wbits) + CHANNEL_BYTES)
+    return deployed_bytes(rank, in_f, wbits) + deployed_bytes(out_f, rank, wbits)
+
+
 def factorize(w: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
     """W (m, n) -> (U_r sqrt(S) (m, r), sqrt(S) V_r^T (r, n)): the best rank-r approximation."""
     U, S, Vh = torch.linalg.svd(w.double(), full_matrices=False)
@@ -81,8 +93,9 @@ def factorize(w: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
     return (U[:, :r] * root).float(), (root[:, None] * Vh[:r]).float()
 
 
-def apply(model: nn.Module, cfg: LowRankConfig) -> tuple[nn.Module, list[dict]]:
-    """Replace eligible layers in place; returns (model, per-layer summary incl. skipped ones)."""
+def apply(model: nn.Module, cfg: LowRankConfig, wbits: int = 8) -> tuple[nn.Module, list[dict]]:
+    """Replace eligible layers in place; returns (model, per-layer summary incl. skipped ones).
+    `wbits` is the weight bit-width the layers will be deployed at (it decides what saves bytes)."""
     summary = []
     for name, m in list(model.named_modules()):
         w = _matrix(m)
@@ -90,10 +103,12 @@ def apply(model: nn.Module, cfg: LowRankConfig) -> tuple[nn.Module, list[dict]]:
             continue
         out_f, in_f = w.shape
         r = choose_rank(w, cfg)
+        before, after = deployed_bytes(out_f, in_f, wbits), deployed_bytes(out_f, in_f, wbits, r)
         row = {"layer": name, "shape": [out_f, in_f], "rank": r, "params_before": out_f * in_f,
-               "params_after": r * (out_f + in_f)}
-        if r * (out_f + in_f) >= out_f * in_f:
-            row.update(action="skipped", reason=f"rank {r} saves no bytes on a {out_f}x{in_f} layer")
+               "params_after": r * (out_f + in_f), "bytes_before": before, "bytes_after": after}
+        if after >= before:
+            row.update(action="skipped", reason=f"rank {r} saves no bytes on a {out_f}x{in_f} layer "
+                                                f"at {wbits}-bit ({before:,} B -> {after:,} B)")
             summary.append(row)
             continue
         a, b = factorize(w, r)

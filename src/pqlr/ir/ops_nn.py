@@ -86,9 +86,10 @@ STRUCT_FIELDS: dict[str, tuple[str, ...]] = {
 
 # ---------------------------------------------------------------- builders ("decide")
 def quant_multipliers(real) -> tuple[np.ndarray, np.ndarray]:
-    """Real multipliers (array) -> int32 multiplier and shift arrays (primitives.quantize_multiplier)."""
+    """Real multipliers (array) -> int32 multiplier and int8 shift arrays (primitives.quantize_multiplier).
+    The shift is in [1, 62], so one byte per channel holds it (int32 would be 3 wasted flash bytes each)."""
     pairs = [P.quantize_multiplier(float(r)) for r in np.atleast_1d(np.asarray(real, np.float64))]
-    return (np.array([m for m, _ in pairs], np.int32), np.array([n for _, n in pairs], np.int32))
+    return (np.array([m for m, _ in pairs], np.int32), np.array([n for _, n in pairs], np.int8))
 
 
 def requant_params(in_scale: float, w_scales, out_scale: float) -> dict[str, np.ndarray]:
@@ -196,9 +197,9 @@ def _scalar_quant(node: Node, m_key: str = "multiplier", n_key: str = "shift") -
 
 
 def _channel_quant(node: Node, out_c: int) -> tuple[np.ndarray, np.ndarray]:
-    for key in ("multiplier", "shift"):
-        if key not in node.params or np.asarray(node.params[key]).dtype != np.int32:
-            raise _fail(node, f"param {key!r} must be an int32 array (deployed as int32_t)")
+    for key, dt in (("multiplier", np.int32), ("shift", np.int8)):
+        if key not in node.params or np.asarray(node.params[key]).dtype != dt:
+            raise _fail(node, f"param {key!r} must be an {np.dtype(dt).name} array (deployed as {np.dtype(dt).name}_t)")
     m = node.params["multiplier"].astype(np.int64).ravel()
     n = node.params["shift"].astype(np.int64).ravel()
     if m.shape != n.shape or m.size not in (1, out_c):

@@ -27,7 +27,7 @@ VARIANTS = ("reference", "opt")
 
 # reference kernel -> (optimized kernel, its parameter list)
 _WEIGHTED = ("const {} *, const int8_t *, const int8_t *, const int32_t *, const int32_t *, "
-             "const int32_t *, int8_t *")
+             "const int8_t *, int8_t *")
 OPT_KERNELS: dict[str, tuple[str, str]] = {
     "pqlr_conv2d_s8": ("pqlr_conv2d_s8_opt", _WEIGHTED.format("pqlr_conv2d_params")),
     "pqlr_depthwise_conv2d_s8": ("pqlr_depthwise_conv2d_s8_opt", _WEIGHTED.format("pqlr_conv2d_params")),

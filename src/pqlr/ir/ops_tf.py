@@ -17,7 +17,7 @@ and output share one dtype. Shapes exclude the batch dimension.
              y = min(round(32768 e / sum e), 32767), output (1/32768, 0). round = floor((2 one e +
              sum) / (2 sum)), exact integer division.
   layernorm  last axis C <= 4096 (s16: 512); layernorm_params(..., bits) -> params gamma int8/int16
-             (C,) per-channel symmetric, beta int32 (C,), multiplier/shift int32 (C,); attrs eps
+             (C,) per-channel symmetric, beta int32 (C,), multiplier int32 / shift int8 (C,); attrs eps
              d = C x - sum x; W = sum d^2 + C eps; F = (62 - bitlen W) // 2; t = isqrt(W << 2F);
              r = 2^62 // t; z = (d r + 2^(45-F)) >> (46-F) = round(2^16 d / sqrt W);
              y = clamp(zp_out + requant(gamma z + beta, m_c, n_c)).
@@ -160,7 +160,7 @@ def layernorm_params(gamma: np.ndarray, beta: np.ndarray, eps: float, in_scale: 
         raise UnsupportedError(f"layernorm eps {eps} at input scale {in_scale:.3g} does not fit int32")
     return ({"gamma": gamma_q, "beta": beta_q,
              "multiplier": np.array([m for m, _ in mn], dtype=np.int32),
-             "shift": np.array([n for _, n in mn], dtype=np.int32)}, {"eps": int(eps_q)})
+             "shift": np.array([n for _, n in mn], dtype=np.int8)}, {"eps": int(eps_q)})
 
 
 def pos_add_attrs(x: Tensor, table_scale: float, table_zp: int, out: Tensor) -> dict:
@@ -373,7 +373,7 @@ def _layernorm_check(node: Node, graph: Graph):
                                f"(last axis in [1, {c_max}] for {x.dtype})")
     p = {"gamma": _param(node, "gamma", (c,), STORAGE[x.dtype][2]), "beta": _param(node, "beta", (c,), np.int32),
          "multiplier": _param(node, "multiplier", (c,), np.int32),
-         "shift": _param(node, "shift", (c,), np.int32)}
+         "shift": _param(node, "shift", (c,), np.int8)}
     eps = _scalar(node, "eps")
     if np.any(p["shift"] < 1) or np.any(p["shift"] > 62) or np.any(p["multiplier"] < 0):
         raise UnsupportedError(f"layernorm {node.name}: a negative multiplier or a shift outside [1, 62]")

@@ -15,7 +15,7 @@
  *     depthwise_conv2d  K = kernel_h * kernel_w,        row c holds the taps (kh, kw) of channel c
  *     fully_connected   K = in_features
  *   bias: int32 per output channel, or NULL for none.
- *   multiplier/shift: int32 arrays of length n_quant (1 = per tensor, or out channels).
+ *   multiplier: int32, shift: int8 arrays of length n_quant (1 = per tensor, or out channels).
  *
  * Value ranges:
  *   s8 activations [-128, 127] (4-bit activations are int8 values in [-8, 7], clamped by
@@ -230,7 +230,7 @@ static inline int pqlr_conv2d_params_ok(const pqlr_conv2d_params *p, int depthwi
 }
 
 /* Every multiplier/shift used by channels [ch_begin, ch_end) is valid. */
-static inline int pqlr_quant_arrays_ok(const int32_t *multiplier, const int32_t *shift,
+static inline int pqlr_quant_arrays_ok(const int32_t *multiplier, const int8_t *shift,
                                        int32_t n_quant, int32_t ch_begin, int32_t ch_end)
 {
     for (int32_t c = ch_begin; c < ch_end; c++) {
@@ -244,25 +244,25 @@ static inline int pqlr_quant_arrays_ok(const int32_t *multiplier, const int32_t 
 /* ------------------------------------------------------------------ kernels */
 
 pqlr_status pqlr_conv2d_s8(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *weights,
-                           const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                           const int32_t *bias, const int32_t *multiplier, const int8_t *shift,
                            int8_t *output);
 pqlr_status pqlr_conv2d_s16(const pqlr_conv2d_params *p, const int16_t *input, const int8_t *weights,
-                            const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                            const int32_t *bias, const int32_t *multiplier, const int8_t *shift,
                             int16_t *output);
 
 pqlr_status pqlr_depthwise_conv2d_s8(const pqlr_conv2d_params *p, const int8_t *input,
                                      const int8_t *weights, const int32_t *bias,
-                                     const int32_t *multiplier, const int32_t *shift, int8_t *output);
+                                     const int32_t *multiplier, const int8_t *shift, int8_t *output);
 pqlr_status pqlr_depthwise_conv2d_s16(const pqlr_conv2d_params *p, const int16_t *input,
                                       const int8_t *weights, const int32_t *bias,
-                                      const int32_t *multiplier, const int32_t *shift, int16_t *output);
+                                      const int32_t *multiplier, const int8_t *shift, int16_t *output);
 
 pqlr_status pqlr_fully_connected_s8(const pqlr_fully_connected_params *p, const int8_t *input,
                                     const int8_t *weights, const int32_t *bias,
-                                    const int32_t *multiplier, const int32_t *shift, int8_t *output);
+                                    const int32_t *multiplier, const int8_t *shift, int8_t *output);
 pqlr_status pqlr_fully_connected_s16(const pqlr_fully_connected_params *p, const int16_t *input,
                                      const int8_t *weights, const int32_t *bias,
-                                     const int32_t *multiplier, const int32_t *shift, int16_t *output);
+                                     const int32_t *multiplier, const int8_t *shift, int16_t *output);
 
 pqlr_status pqlr_add_s8(const pqlr_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *output);
 pqlr_status pqlr_add_s16(const pqlr_add_params *p, const int16_t *in1, const int16_t *in2,
@@ -318,11 +318,11 @@ static inline int32_t pqlr_depthwise_conv2d_inplace_s8_get_buffer_size(const pql
 
 pqlr_status pqlr_conv2d_1x1_inplace_s8(const pqlr_conv2d_params *p, const int8_t *input,
                                        const int8_t *weights, const int32_t *bias,
-                                       const int32_t *multiplier, const int32_t *shift,
+                                       const int32_t *multiplier, const int8_t *shift,
                                        int8_t *output, int8_t *scratch);
 pqlr_status pqlr_depthwise_conv2d_inplace_s8(const pqlr_conv2d_params *p, const int8_t *input,
                                              const int8_t *weights, const int32_t *bias,
-                                             const int32_t *multiplier, const int32_t *shift,
+                                             const int32_t *multiplier, const int8_t *shift,
                                              int8_t *output, int8_t *scratch);
 /* ------------------------------------------------------------------ end of in-place kernels */
 

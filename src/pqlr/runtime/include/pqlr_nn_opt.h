@@ -35,15 +35,15 @@
 #include "pqlr_nn.h"
 
 pqlr_status pqlr_conv2d_s8_opt(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *weights,
-                               const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                               const int32_t *bias, const int32_t *multiplier, const int8_t *shift,
                                int8_t *output);
 pqlr_status pqlr_depthwise_conv2d_s8_opt(const pqlr_conv2d_params *p, const int8_t *input,
                                          const int8_t *weights, const int32_t *bias,
-                                         const int32_t *multiplier, const int32_t *shift,
+                                         const int32_t *multiplier, const int8_t *shift,
                                          int8_t *output);
 pqlr_status pqlr_fully_connected_s8_opt(const pqlr_fully_connected_params *p, const int8_t *input,
                                         const int8_t *weights, const int32_t *bias,
-                                        const int32_t *multiplier, const int32_t *shift,
+                                        const int32_t *multiplier, const int8_t *shift,
                                         int8_t *output);
 
 /* The blocked inner loops are kept out of line: in their own function the 12 accumulators and 7

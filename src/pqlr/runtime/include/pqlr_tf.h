@@ -139,12 +139,12 @@ pqlr_status pqlr_softmax_s16(const pqlr_softmax_params *p, const int32_t *exp2_t
 
 /* gamma int8 (C,), beta int32 (C,), multiplier/shift int32 (C,), per channel. */
 pqlr_status pqlr_layernorm_s8(const pqlr_layernorm_params *p, const int8_t *gamma, const int32_t *beta,
-                              const int32_t *multiplier, const int32_t *shift,
+                              const int32_t *multiplier, const int8_t *shift,
                               const int8_t *in, int8_t *out);
 
 /* gamma int16 (C,), |beta| <= 2^29, otherwise as pqlr_layernorm_s8. */
 pqlr_status pqlr_layernorm_s16(const pqlr_layernorm_params *p, const int16_t *gamma, const int32_t *beta,
-                               const int32_t *multiplier, const int32_t *shift,
+                               const int32_t *multiplier, const int8_t *shift,
                                const int16_t *in, int16_t *out);
 
 pqlr_status pqlr_lut_s8(const pqlr_lut_params *p, const int8_t *table, const int8_t *in, int8_t *out);

@@ -20,7 +20,7 @@
 
 pqlr_status pqlr_conv2d_1x1_inplace_s8(const pqlr_conv2d_params *p, const int8_t *input,
                                        const int8_t *weights, const int32_t *bias,
-                                       const int32_t *multiplier, const int32_t *shift,
+                                       const int32_t *multiplier, const int8_t *shift,
                                        int8_t *output, int8_t *scratch)
 {
     if (!p || !input || !weights || !multiplier || !shift || !output || !scratch)

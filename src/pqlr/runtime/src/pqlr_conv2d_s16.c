@@ -3,7 +3,7 @@
 #include "pqlr_nn.h"
 
 pqlr_status pqlr_conv2d_s16(const pqlr_conv2d_params *p, const int16_t *input, const int8_t *weights,
-                            const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                            const int32_t *bias, const int32_t *multiplier, const int8_t *shift,
                             int16_t *output)
 {
     if (!p || !input || !weights || !multiplier || !shift || !output)

@@ -51,7 +51,7 @@ static void edge_pixel4(const pqlr_conv2d_params *p, const int8_t *input, const 
 #endif
 
 static inline PQLR_SPECIALIZE void block4_g(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *w, int32_t rb,
-                            const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                            const int32_t *bias, const int32_t *multiplier, const int8_t *shift,
                             int32_t c, int8_t *output, const int32_t g)
 {
     const int32_t k = p->kernel_h * p->kernel_w * p->in_c, run = p->kernel_w * p->in_c;
@@ -127,7 +127,7 @@ static inline PQLR_SPECIALIZE void block4_g(const pqlr_conv2d_params *p, const i
 }
 
 static void block4(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *w, int32_t rb,
-                   const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int32_t c,
+                   const int32_t *bias, const int32_t *multiplier, const int8_t *shift, int32_t c,
                    int8_t *output)
 {
     if (p->wbits == 4)                          /* g is a constant in each inlined copy */
@@ -167,7 +167,7 @@ static void gather(const pqlr_conv2d_params *p, const int8_t *input, int32_t px,
 
 static void conv_gathered(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *weights,
                           int32_t rb, const int32_t *bias, const int32_t *multiplier,
-                          const int32_t *shift, int32_t c_end, int8_t *output)
+                          const int8_t *shift, int32_t c_end, int8_t *output)
 {
     const int32_t k = p->kernel_h * p->kernel_w * p->in_c, n_px = p->out_h * p->out_w;
     int8_t buf[3][PQLR_GATHER_MAX_K];
@@ -204,7 +204,7 @@ static void conv_gathered(const pqlr_conv2d_params *p, const int8_t *input, cons
 
 /* Channel c alone (leftover channels, 2-/1-bit weights): the reference's loop. */
 static void channel1(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *row,
-                     const int32_t *bias, const int32_t *multiplier, const int32_t *shift, int32_t c,
+                     const int32_t *bias, const int32_t *multiplier, const int8_t *shift, int32_t c,
                      int8_t *output)
 {
     const int32_t qi = p->n_quant == 1 ? 0 : c;
@@ -231,7 +231,7 @@ static void channel1(const pqlr_conv2d_params *p, const int8_t *input, const int
 }
 
 pqlr_status pqlr_conv2d_s8_opt(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *weights,
-                               const int32_t *bias, const int32_t *multiplier, const int32_t *shift,
+                               const int32_t *bias, const int32_t *multiplier, const int8_t *shift,
                                int8_t *output)
 {
     if (!p || !input || !weights || !multiplier || !shift || !output)

@@ -152,7 +152,7 @@ static void channel3x3(const pqlr_conv2d_params *p, const int8_t *input, const i
 
 pqlr_status pqlr_depthwise_conv2d_s8_opt(const pqlr_conv2d_params *p, const int8_t *input,
                                          const int8_t *weights, const int32_t *bias,
-                                         const int32_t *multiplier, const int32_t *shift,
+                                         const int32_t *multiplier, const int8_t *shift,
                                          int8_t *output)
 {
     if (!p || !input || !weights || !multiplier || !shift || !output)

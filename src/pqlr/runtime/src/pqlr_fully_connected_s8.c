@@ -5,7 +5,7 @@
 
 pqlr_status pqlr_fully_connected_s8(const pqlr_fully_connected_params *p, const int8_t *input,
                                     const int8_t *weights, const int32_t *bias,
-                                    const int32_t *multiplier, const int32_t *shift, int8_t *output)
+                                    const int32_t *multiplier, const int8_t *shift, int8_t *output)
 {
     if (!p || !input || !weights || !multiplier || !shift || !output)
         return PQLR_ERR_ARG;

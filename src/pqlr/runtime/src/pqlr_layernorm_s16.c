@@ -3,7 +3,7 @@
 #include "pqlr_tf.h"
 
 pqlr_status pqlr_layernorm_s16(const pqlr_layernorm_params *p, const int16_t *gamma, const int32_t *beta,
-                                const int32_t *multiplier, const int32_t *shift,
+                                const int32_t *multiplier, const int8_t *shift,
                                 const int16_t *in, int16_t *out)
 {
     if (p == NULL || gamma == NULL || beta == NULL || multiplier == NULL || shift == NULL || in == NULL ||

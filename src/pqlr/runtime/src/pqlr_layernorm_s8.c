@@ -2,7 +2,7 @@
 #include "pqlr_tf.h"
 
 pqlr_status pqlr_layernorm_s8(const pqlr_layernorm_params *p, const int8_t *gamma, const int32_t *beta,
-                              const int32_t *multiplier, const int32_t *shift,
+                              const int32_t *multiplier, const int8_t *shift,
                               const int8_t *in, int8_t *out)
 {
     if (p == NULL || gamma == NULL || beta == NULL || multiplier == NULL || shift == NULL || in == NULL ||
