@@ -79,3 +79,25 @@ def test_resume_after_crash_gives_same_result(full_run, tmp_path, monkeypatch):
         assert a["name"] == b["name"] and a["accuracy"] == b["accuracy"] and a["weight_bytes"] == b["weight_bytes"]
     assert report["final"]["accuracy_int"] == report0["final"]["accuracy_int"]
     assert (cfg.out_dir.parent / "kws.bin").read_bytes() == (cfg0.out_dir.parent / "kws.bin").read_bytes()
+
+
+def test_lowrank_stage_is_a_no_op_when_no_layer_saves_bytes(tmp_path, monkeypatch):
+    """All layers skipped -> the QAT'd model is kept (not re-quantized from float); otherwise the
+    factorized model is quantized again."""
+    from pqlr.compress.lowrank import LowRankConv1x1
+    from pqlr.models import build_model
+
+    monkeypatch.setattr(pipeline, "_quant_row", lambda ctx, q: {"q": q})
+    monkeypatch.setattr(pipeline, "_quantize", lambda ctx, fm, epochs, label: ("requantized", fm))
+    qat_model = object()
+    for rank, factorized in ((32, False), (8, True)):     # 64x64 1x1 convs at 4 bits: r=32 saves nothing
+        ctx = pipeline.Context(_cfg(tmp_path, lowrank=LowRankConfig(rank=rank)), data=None)
+        ctx.model, ctx.qmodel = build_model("ds-cnn-s", 10, seed=0), qat_model
+        row = pipeline.stage_lowrank(ctx)
+        rows = ctx.stage_info["lowrank"]
+        if factorized:
+            assert row["q"][0] == "requantized" and isinstance(ctx.model.blocks[0].pw, LowRankConv1x1)
+            assert ctx.lowrank_summary == rows
+        else:
+            assert row["q"] is qat_model and ctx.lowrank_summary is None
+            assert all(r["action"] == "skipped" for r in rows) and any("skipped" in n for n in ctx.notes)

@@ -58,6 +58,19 @@ def test_transformer_heads_and_neurons():
     torch.testing.assert_close(same(x), m(x))
 
 
+def test_head_floor_keeps_half_the_heads_of_every_block():
+    m = build_model("microbert-2l", 12, seed=0).eval()
+    p, summary = prune.apply(m, prune.PruneConfig(sparse=0.7))
+    assert p.config.heads == (2, 2)                                # 8 -> 2.4 by rank, floored at 2 per block
+    assert summary["groups"]["blocks.0.heads"] == [4, 2]
+    assert sum(p.config.ffn) == pytest.approx(0.3 * 1152, abs=4)  # FFN neurons still cut at 70%
+    p1, _ = prune.apply(m, prune.PruneConfig(sparse=0.7, head_floor=0.25))
+    assert sum(p1.config.heads) < 4
+    scores = {"a.heads": torch.tensor([1.0, 2, 3, 4]), "b.heads": torch.tensor([5.0, 6, 7, 8])}
+    keep = prune.choose_keep(scores, 0.75, 0.1, {"heads": 0.5})
+    assert [k.tolist() for k in keep.values()] == [[2, 3], [2, 3]]
+
+
 def test_transformer_zero_head_cut_is_exact():
     m = build_model("microbert-2l", 12, seed=0).eval()
     blk = m.blocks[0]
@@ -93,7 +106,7 @@ def test_magnitude_and_2_4_masks_survive_training_step():
             assert 0.3 < (w == 0).float().mean() < 0.8
 
 
-@pytest.mark.parametrize("bad", [dict(sparse=1.2), dict(sparse=-0.1), dict(method="random")])
+@pytest.mark.parametrize("bad", [dict(sparse=1.2), dict(sparse=-0.1), dict(method="random"), dict(head_floor=0.0)])
 def test_bad_config(bad):
     with pytest.raises(PqlrError):
         prune.PruneConfig(**bad)

@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--abits", type=int, help="activation bits: 8, 4 or 16")
     g.add_argument("--calib", type=int, help="calibration samples (article: 200)")
     g.add_argument("--quant-method", choices=["lsq+", "ptq"], help="lsq+ (QAT) or ptq (calibration only)")
+    g.add_argument("--quant-init", choices=["mse", "minmax", "percentile"],
+                   help="how step sizes start from the calibration set (default mse: min-max wastes 4-bit range on outliers)")
     g.add_argument("--qat-epochs", type=int)
     g.add_argument("--flash", help="weight-bytes budget, e.g. 64KB: picks per-layer bits (mixed precision)")
     g = p.add_argument_group("low-rank")
@@ -58,7 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--epochs", type=int, help="float training epochs of the student")
     g.add_argument("--batch-size", type=int)
-    g.add_argument("--lr", type=float)
+    g.add_argument("--lr", type=float, help="peak learning rate of the float training (default 3e-3)")
+    g.add_argument("--finetune-lr", type=float,
+                   help="peak learning rate of the prune/QAT/low-rank/distill fine-tuning (default: lr / 3)")
     g.add_argument("--no-augment", action="store_true", help="train without waveform augmentation (faster)")
     g.add_argument("--per-class", type=int, help="at most this many clips per class (quick runs)")
     g.add_argument("--recipe", help="YAML recipe (same keys as these flags); flags override it")
@@ -76,7 +80,7 @@ def config_from_args(args):
 
     top = {k: getattr(args, k) for k in ("model", "dataset", "holdout_speaker", "teacher", "epochs", "teacher_epochs",
                                         "prune_epochs", "qat_epochs", "lowrank_epochs", "distill_epochs",
-                                        "batch_size", "lr", "tiles", "target", "seed", "device", "output")}
+                                        "batch_size", "lr", "finetune_lr", "tiles", "target", "seed", "device", "output")}
     top = {k: v for k, v in top.items() if v is not None}
     if args.words:
         top["words"] = tuple(w.strip() for w in args.words.split(",") if w.strip())
@@ -93,7 +97,8 @@ def config_from_args(args):
     base = load_recipe(args.recipe) if args.recipe else PipelineConfig()
     sections = {
         "prune": {"sparse": args.sparse, "method": args.prune_method},
-        "quant": {"wbits": args.wbits, "abits": args.abits, "calib": args.calib, "method": args.quant_method},
+        "quant": {"wbits": args.wbits, "abits": args.abits, "calib": args.calib, "method": args.quant_method,
+                  "init": args.quant_init},
         "distill": {"temperature": args.temperature, "alpha": args.alpha},
     }
     for name, values in sections.items():

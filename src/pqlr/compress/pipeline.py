@@ -43,9 +43,11 @@ class PipelineConfig:
     prune_epochs: int = 5           # fine-tuning after the cut (article: 5)
     qat_epochs: int = 2
     lowrank_epochs: int = 2
-    distill_epochs: int = 2
+    distill_epochs: int = 4
     batch_size: int = 64
-    lr: float = 3e-3
+    lr: float = 3e-3                # peak lr of the float training (and of the teacher)
+    finetune_lr: float | None = None  # peak lr of the fine-tuning phases (prune, QAT, low-rank, distill);
+                                      # None = lr / 3: they start from a trained model, so a gentler peak
     augment: bool = True            # waveform augmentation while training (time shift, noise, gain, speed)
     per_class: int | None = None    # cap clips per class (quick runs; synthetic sets: how many to make)
     flash: int | None = None        # weight-bytes budget -> mixed precision
@@ -61,8 +63,8 @@ class PipelineConfig:
         for f in ("epochs", "teacher_epochs", "prune_epochs", "qat_epochs", "lowrank_epochs", "distill_epochs"):
             if getattr(self, f) < 0:
                 raise PqlrError(f"--{f.replace('_', '-')} must be >= 0, got {getattr(self, f)}")
-        if self.batch_size < 1 or self.lr <= 0:
-            raise PqlrError("batch size and learning rate must be positive")
+        if self.batch_size < 1 or self.lr <= 0 or (self.finetune_lr is not None and self.finetune_lr <= 0):
+            raise PqlrError("batch size and learning rates must be positive")
         _check_model_spec(self.model, "model")
         if self.teacher:
             _check_model_spec(self.teacher, "teacher")
@@ -109,14 +111,23 @@ Stage = Callable[[Context], dict]
 
 
 # ------------------------------------------------------------------ training helpers
-def _train(ctx: Context, model: nn.Module, epochs: int, *, extra_loss=None, label: str = "") -> dict:
+FINETUNE_WARMUP_EPOCHS = 0.2   # fine-tuning starts from a trained model: a short warmup suffices
+
+
+def _train(ctx: Context, model: nn.Module, epochs: int, *, extra_loss=None, label: str = "",
+           finetune: bool = True) -> dict:
+    """Train `model` in place (with the distillation loss when there is a teacher). Fine-tuning phases
+    use the gentler finetune_lr and a short warmup; the student's first training uses lr."""
     from ..train import TrainConfig, train
 
     if epochs == 0:
         return {"epochs": 0}
-    loss_fn = distill_loss_fn(ctx.teacher, ctx.cfg.distill) if ctx.teacher is not None else None
-    tc = TrainConfig(epochs=epochs, batch_size=ctx.cfg.batch_size, lr=ctx.cfg.lr, seed=ctx.cfg.seed,
-                     device=ctx.cfg.device, augment=ctx.cfg.augment)
+    cfg = ctx.cfg
+    loss_fn = distill_loss_fn(ctx.teacher, cfg.distill) if ctx.teacher is not None else None
+    lr = (cfg.finetune_lr if cfg.finetune_lr is not None else cfg.lr / 3) if finetune else cfg.lr
+    warmup = FINETUNE_WARMUP_EPOCHS if finetune else TrainConfig.warmup_epochs
+    tc = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=lr, warmup_epochs=warmup, seed=cfg.seed,
+                     device=cfg.device, augment=cfg.augment)
     res = train(model, ctx.data, tc, loss_fn=loss_fn, extra_loss=extra_loss, progress=ctx.cfg.progress)
     return {"epochs": epochs, "val_accuracy": res.accuracy, "seconds": res.seconds}
 
@@ -174,7 +185,7 @@ def stage_original(ctx: Context) -> dict:
     cfg = ctx.cfg
     ctx.model = resolve_model(cfg.model, len(ctx.data.classes), seed=cfg.seed)
     penalty = (lambda m: prune.slimming_penalty(m, cfg.prune)) if cfg.prune.method == "structured" and cfg.prune.sparse > 0 else None
-    ctx.stage_info["train"] = _train(ctx, ctx.model, cfg.epochs, extra_loss=penalty, label="train")
+    ctx.stage_info["train"] = _train(ctx, ctx.model, cfg.epochs, extra_loss=penalty, label="train", finetune=False)
     return _float_row(ctx, ctx.model)
 
 
@@ -200,11 +211,14 @@ def stage_lowrank(ctx: Context) -> dict:
         return _quant_row(ctx, ctx.qmodel)
     import copy
 
-    fm, summary = lowrank.apply(copy.deepcopy(ctx.model), ctx.cfg.lowrank)
+    fm, summary = lowrank.apply(copy.deepcopy(ctx.model), ctx.cfg.lowrank, wbits=ctx.cfg.quant.wbits)
     ctx.stage_info["lowrank"] = ctx.lowrank_summary = summary
     skipped = [r["layer"] for r in summary if r["action"] == "skipped"]
     if skipped:
         ctx.notes.append(f"low-rank r={ctx.cfg.lowrank.rank}: skipped {', '.join(skipped)} (factors would not save bytes)")
+    if len(skipped) == len(summary):      # nothing factorized: keep the quantized model as it is
+        ctx.lowrank_summary = None
+        return _quant_row(ctx, ctx.qmodel)
     ctx.model = fm
     ctx.qmodel = _quantize(ctx, fm, ctx.cfg.lowrank_epochs, "low-rank QAT")
     return _quant_row(ctx, ctx.qmodel)

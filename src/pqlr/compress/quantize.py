@@ -42,7 +42,7 @@ class QuantConfig:
     abits: int = 8                                   # 8, 4 or 16
     method: str = "lsq+"                             # "lsq+" (QAT-ready) or "ptq" (calibration only)
     calib: int = 200                                 # calibration utterances
-    init: str = "minmax"                             # "minmax" | "percentile" | "mse"
+    init: str = "mse"                                # "mse" | "minmax" | "percentile" (mse: far better at 4 bits)
     percentile: float = 99.99
     per_layer_wbits: dict | None = None              # {layer name: bits} (mixed precision)
     first_last_8bit: bool = False
