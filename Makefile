@@ -23,3 +23,10 @@ bench: setup
 
 clean:
 	rm -rf build runs micro_kws micro_kws.bin .pytest_cache
+
+# PQLR next to TFLite Micro, onnxruntime, brevitas, torch-pruning and bakenn (heavy: ~2 h on 2 cores, bakenn's
+# PTQ ~15 min per split; --bakenn-splits 1: ~35 min). Own environment bench/peers/.venv; never part of
+# `make test`. Results: bench/results/peers.json, tables: docs/benchmarks.md
+bench-peers:
+	bash bench/peers/setup.sh
+	OMP_NUM_THREADS=1 bench/peers/.venv/bin/python bench/peers/run.py --threads 1
