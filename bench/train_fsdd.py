@@ -19,7 +19,7 @@ import time
 import torch
 
 from pqlr.data import AugmentConfig, FeatureConfig, load_dataset
-from pqlr.io import write_json
+from pqlr.io import read_json, write_json
 from pqlr.models import build_model
 from pqlr.train import TrainConfig, evaluate, train
 
@@ -37,20 +37,45 @@ def parse_args(argv=None):
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--mixup", type=float, default=d.mixup, help="mixup Beta parameter (0 = off)")
+    p.add_argument("--ema-decay", type=float, default=d.ema_decay, help="weight averaging decay (0 = off)")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--aug-speed", default=None, metavar="LO,HI", help="speed-perturbation range (default: AugmentConfig's)")
+    p.add_argument("--aug-vtlp", default=None, metavar="LO,HI", help="VTLP warp-factor range, e.g. 0.9,1.1")
+    p.add_argument("--freq-masks", type=int, default=None, help="SpecAugment mel-band masks per clip")
+    p.add_argument("--freq-mask-width", type=int, default=None)
+    p.add_argument("--time-masks", type=int, default=None, help="SpecAugment frame masks per clip")
+    p.add_argument("--time-mask-width", type=int, default=None)
+    p.add_argument("--eq-prob", type=float, default=None, help="share of clips given a random channel response")
+    p.add_argument("--eq-band-db", type=float, default=None)
+    p.add_argument("--eq-tilt-db", type=float, default=None)
+    p.add_argument("--noise-dir", default=None, help="background-noise recordings (default: generated noise)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--reuse", default=None, metavar="JSON",
+                   help="take the rows of speakers already in this earlier result (same settings required)")
     return p.parse_args(argv)
+
+
+def augment_config(args) -> AugmentConfig:
+    """AugmentConfig's defaults, overridden by the flags that were given."""
+    pair = lambda text: tuple(float(v) for v in text.split(","))     # noqa: E731
+    over = {"speed": pair(args.aug_speed) if args.aug_speed else None,
+            "vtlp": pair(args.aug_vtlp) if args.aug_vtlp else None, "noise_dir": args.noise_dir,
+            "freq_masks": args.freq_masks, "freq_mask_width": args.freq_mask_width,
+            "time_masks": args.time_masks, "time_mask_width": args.time_mask_width, "eq_prob": args.eq_prob,
+            "eq_band_db": args.eq_band_db, "eq_tilt_db": args.eq_tilt_db}
+    return AugmentConfig(**{k: v for k, v in over.items() if v is not None})
 
 
 def run_speaker(args, speaker: str, features: FeatureConfig) -> dict:
     data = load_dataset(f"fsdd:{args.data}", holdout_speaker=speaker, seed=args.seed, progress=False)
     model = build_model(args.model, len(data.classes), features.shape, seed=args.seed)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                      label_smoothing=args.label_smoothing, augment=not args.no_augment, seed=args.seed)
-    aug = AugmentConfig(speed=tuple(float(v) for v in args.aug_speed.split(","))) if args.aug_speed else None
+                      label_smoothing=args.label_smoothing, augment=not args.no_augment, seed=args.seed,
+                      mixup=args.mixup, ema_decay=args.ema_decay)
+    aug = augment_config(args)
     res = train(model, data, cfg, features=features, augment_config=aug, progress=False)
     test = evaluate(model, data.test, features)
     epoch_s = [h["seconds"] for h in res.history]
@@ -59,16 +84,33 @@ def run_speaker(args, speaker: str, features: FeatureConfig) -> dict:
             "seconds": res.seconds, "seconds_per_epoch": statistics.median(epoch_s), "confusion": test.confusion}
 
 
+SETTINGS_IGNORED = ("speakers", "json", "reuse")   # flags that do not change a speaker's training
+
+
+def reused_rows(args) -> dict:
+    """speaker -> row of an earlier result made with the same settings (the run is deterministic)."""
+    if not args.reuse:
+        return {}
+    old = read_json(args.reuse)
+    mine = {k: v for k, v in vars(args).items() if k not in SETTINGS_IGNORED}
+    theirs = {k: v for k, v in old.get("args", {}).items() if k not in SETTINGS_IGNORED}
+    if mine != theirs or old.get("threads") != torch.get_num_threads():
+        diff = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+        raise SystemExit(f"--reuse {args.reuse}: made with other settings ({', '.join(diff) or 'threads'})")
+    return {r["speaker"]: dict(r, reused_from=args.reuse) for r in old["speakers"]}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     features = FeatureConfig()
     speakers = [s.strip() for s in args.speakers.split(",") if s.strip()]
+    done = reused_rows(args)
     rows = []
     print(f"{'held-out':10s} {'test acc':>8s} {'val acc':>8s} {'s/epoch':>8s}", flush=True)
     for spk in speakers:
-        r = run_speaker(args, spk, features)
+        r = done[spk] if spk in done else run_speaker(args, spk, features)
         rows.append(r)
         print(f"{spk:10s} {r['test_accuracy']:8.4f} {r['val_accuracy']:8.4f} {r['seconds_per_epoch']:8.2f}", flush=True)
     accs = [r["test_accuracy"] for r in rows]

@@ -61,6 +61,7 @@ def load_data(args, progress: bool):
 
 
 def add_parser(sub) -> None:
+    from ..data import AugmentConfig
     from ..train import TrainConfig
     d = TrainConfig()
     p = sub.add_parser("train", help="train a float model on a KWS dataset",
@@ -79,6 +80,18 @@ def add_parser(sub) -> None:
     p.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
     p.add_argument("--seed", type=int, default=d.seed, help="seed of initialisation, shuffling, augmentation")
     p.add_argument("--no-augment", action="store_true", help="train on clean clips (features cached once)")
+    a = AugmentConfig()
+    p.add_argument("--vtlp", default=None, metavar="LO,HI",
+                   help=f"VTLP frequency-warp range per clip (default {a.vtlp[0]},{a.vtlp[1]}; 1,1 = off)")
+    p.add_argument("--eq-prob", type=float, default=a.eq_prob,
+                   help=f"share of clips given a random channel (microphone) response (default {a.eq_prob})")
+    p.add_argument("--freq-masks", type=int, default=a.freq_masks, help="SpecAugment mel-band masks per clip")
+    p.add_argument("--time-masks", type=int, default=a.time_masks, help="SpecAugment frame masks per clip")
+    p.add_argument("--noise-dir", default=None, metavar="DIR",
+                   help="background-noise recordings for augmentation (default: the dataset's, else generated)")
+    p.add_argument("--mixup", type=float, default=d.mixup, help="mixup Beta parameter (0 = off)")
+    p.add_argument("--ema-decay", type=float, default=d.ema_decay,
+                   help="keep an exponential moving average of the weights with this decay; it is the result")
     p.add_argument("--device", default=d.device, help="cpu | cuda | cuda:N")
     p.add_argument("--num-workers", type=int, default=d.num_workers, help="workers preparing augmented batches")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints (same settings)")
@@ -86,6 +99,24 @@ def add_parser(sub) -> None:
     p.add_argument("--json", default=None, metavar="FILE", help="also write the metrics here")
     p.add_argument("--no-progress", action="store_true", help="no progress bars or per-epoch lines")
     p.set_defaults(func=run)
+
+
+def float_pair(flag: str, text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise PqlrError(f"{flag} {text!r}: give two numbers LO,HI, e.g. 0.9,1.1") from None
+    return lo, hi
+
+
+def augment_config(args, data):
+    """The AugmentConfig of the augmentation flags (the dataset's noise folder unless --noise-dir)."""
+    from ..data import AugmentConfig
+    over = {"freq_masks": args.freq_masks, "time_masks": args.time_masks, "eq_prob": args.eq_prob,
+            "noise_dir": args.noise_dir or (getattr(data, "info", None) or {}).get("noise_dir")}
+    if args.vtlp is not None:
+        over["vtlp"] = float_pair("--vtlp", args.vtlp)
+    return AugmentConfig(**over)
 
 
 def check_model_spec(spec: str) -> None:
@@ -138,7 +169,8 @@ def run(args) -> int:
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                       optimizer=args.optimizer, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
                       label_smoothing=args.label_smoothing, augment=not args.no_augment, seed=args.seed,
-                      device=args.device, num_workers=args.num_workers)
+                      device=args.device, num_workers=args.num_workers, mixup=args.mixup,
+                      ema_decay=args.ema_decay)
     progress = not args.no_progress
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -153,9 +185,10 @@ def run(args) -> int:
         features = FeatureConfig()
         data = load_data(args, progress)
         model = resolve_model(args.model, len(data.classes), features.shape, seed=args.seed)
+    acfg = augment_config(args, data)
     try:
         result = train(model, data, cfg, features=features, checkpoint_dir=str(out / "checkpoints"),
-                       resume=args.resume, progress=progress)
+                       resume=args.resume, progress=progress, augment_config=acfg)
         test = evaluate(model, data.test, features) if len(data.test) else None
         metrics = {"accuracy": test.accuracy if test else None,
                    "val_accuracy": None if math.isnan(result.accuracy) else result.accuracy,
@@ -165,6 +198,7 @@ def run(args) -> int:
                    "dataset": data.name, "confusion": test.confusion if test else None}
         if is_main_rank():
             meta = {"classes": list(data.classes), "features": asdict(features), "train": cfg.to_dict(),
+                    "augment": asdict(acfg) if cfg.augment else None,
                     "dataset": data_options(args), "metrics": metrics, "history": result.history}
             if hasattr(model, "config"):
                 save_model(out / "model.safetensors", model, meta)

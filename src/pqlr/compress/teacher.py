@@ -14,8 +14,11 @@ from ..models import MODEL_NAMES, load_model, model_stats, save_model
 
 def teacher_cache_path(cfg, data) -> Path:
     base = Path(os.environ.get("PQLR_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pqlr")
+    from ..data import AugmentConfig
+
+    augment = AugmentConfig() if cfg.augment else None      # a teacher trained with other augmentation is another teacher
     key = hashlib.sha256(repr((cfg.teacher, cfg.dataset, cfg.words, cfg.holdout_speaker, cfg.seed,
-                               cfg.teacher_epochs, cfg.batch_size, cfg.lr, cfg.augment, cfg.per_class, data.classes)).encode()).hexdigest()[:12]
+                               cfg.teacher_epochs, cfg.batch_size, cfg.lr, augment, cfg.per_class, data.classes)).encode()).hexdigest()[:12]
     return base / "teachers" / f"{cfg.teacher}-{key}.safetensors"
 
 

@@ -117,7 +117,7 @@ class AugmentedBatches(torch.utils.data.Dataset):
         idx = self.batches[b]
         gen = torch.Generator().manual_seed((self.base + b) % (2 ** 63))
         wave = self.augment(waves_of(self.dataset, idx), gen)     # (B, clip_samples)
-        return self.front(wave), self.labels[idx]
+        return self.augment.features(self.front, wave, gen), self.labels[idx]
 
 
 class CachedBatches(torch.utils.data.Dataset):

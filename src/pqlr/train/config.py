@@ -22,6 +22,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     grad_clip: float | None = 5.0     # max global gradient L2 norm; None = off
     augment: bool = True              # waveform augmentation (pqlr.data.Augment) on the train split
+    mixup: float = 0.0                # mixup (Zhang et al. 2018) of feature batches, lambda ~ Beta(a, a); 0 = off
+    ema_decay: float = 0.0            # average the weights per step with this decay (0 = off); the result is the average
     seed: int = 0
     device: str = "cpu"               # cpu | cuda | cuda:N (under DDP each rank uses cuda:LOCAL_RANK)
     num_workers: int = 0              # DataLoader workers preparing augmented batches (0 = in-process)
@@ -48,6 +50,10 @@ class TrainConfig:
             raise PqlrError(f"TrainConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise PqlrError(f"TrainConfig.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0.0 <= self.mixup <= 10.0:
+            raise PqlrError(f"TrainConfig.mixup must be in [0, 10] (Beta parameter, 0 = off), got {self.mixup}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise PqlrError(f"TrainConfig.ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise PqlrError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
         if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):

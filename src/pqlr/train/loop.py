@@ -1,10 +1,11 @@
-"""The float training loop: AdamW/SGD, warmup + cosine per step, optional augmentation, pluggable
-loss (distillation) and regulariser (network slimming), resumable checkpoints, DDP under torchrun.
+"""The float training loop: AdamW/SGD, warmup + cosine per step, optional augmentation, mixup and
+weight EMA, pluggable loss (distillation) and regulariser (network slimming), resumable checkpoints,
+DDP under torchrun.
 
 Deterministic on CPU for a given seed (deterministic algorithms are on while training): the
-shuffling order is a function of (seed, epoch), the augmentation of (seed, epoch, step), and the
-global RNG (dropout) state is checkpointed, so a run resumed from epoch k ends with the same
-weights as one that never stopped.
+shuffling order is a function of (seed, epoch), the augmentation of (seed, epoch, step), mixup of
+(seed, epoch, step, rank), and the global RNG (dropout) state and the weight EMA are checkpointed,
+so a run resumed from epoch k ends with the same weights as one that never stopped.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import time
 from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -25,6 +27,7 @@ from .batches import (DEFAULT_CACHE, AugmentedBatches, CachedBatches, FeatureCac
                       epoch_batches, iterate, steps_per_epoch)
 from .checkpoint import clear_checkpoints, load_checkpoint, save_checkpoint
 from .config import TrainConfig, TrainResult
+from .ema import WeightEma
 from .evaluate import check_input_shape, evaluate
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]   # (logits, labels, inputs) -> loss
@@ -55,9 +58,11 @@ def lr_factor(step: int, total: int, warmup: int, cfg: TrainConfig) -> float:
     return 1.0
 
 
-def _states(model, loss_fn, opt, sched) -> dict:
+def _states(model, loss_fn, opt, sched, ema) -> dict:
     s = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
          "rng": {"torch": torch.get_rng_state()}}
+    if ema is not None:
+        s["ema"] = ema.state_dict()
     if torch.cuda.is_available():
         s["rng"]["cuda"] = torch.cuda.get_rng_state_all()
     if isinstance(loss_fn, nn.Module):
@@ -65,8 +70,10 @@ def _states(model, loss_fn, opt, sched) -> dict:
     return s
 
 
-def _restore(states: dict, model, loss_fn, opt, sched) -> None:
+def _restore(states: dict, model, loss_fn, opt, sched, ema) -> None:
     model.load_state_dict(states["model"])
+    if ema is not None:
+        ema.load_state_dict(states["ema"])
     opt.load_state_dict(states["optimizer"])
     sched.load_state_dict(states["scheduler"])
     torch.set_rng_state(states["rng"]["torch"])
@@ -97,7 +104,7 @@ class _Source:
         return CachedBatches(self.x, self.y, plan)
 
 
-def _resume_or_clear(checkpoint_dir, resume: bool, cfg: TrainConfig, d, model, loss_fn, opt, sched):
+def _resume_or_clear(checkpoint_dir, resume: bool, cfg: TrainConfig, d, model, loss_fn, opt, sched, ema):
     """-> (first epoch to run, history so far). A fresh run deletes old checkpoints in the folder."""
     if not resume:
         if checkpoint_dir is not None and d.main:
@@ -112,19 +119,33 @@ def _resume_or_clear(checkpoint_dir, resume: bool, cfg: TrainConfig, d, model, l
     if meta.get("config") != cfg.to_dict():
         raise PqlrError(f"{checkpoint_dir}: checkpoint was made with a different TrainConfig; "
                         "resume with the same settings or use a new directory")
-    _restore(states, model, loss_fn, opt, sched)
+    _restore(states, model, loss_fn, opt, sched, ema)
     return start, meta.get("history", [])
 
 
-def _train_epoch(net, model, batches, step_loss, extra_loss, opt, sched, extra_params, cfg, d, epoch, bar) -> list:
+def mixup_plan(cfg: TrainConfig, epoch: int, step: int, rank: int, b: int) -> tuple[float, torch.Tensor]:
+    """(lambda ~ Beta(a, a), partner permutation (B,)) of one step, seeded by (seed, epoch, step, rank)."""
+    rng = np.random.default_rng([cfg.seed, epoch, step, rank])
+    return float(rng.beta(cfg.mixup, cfg.mixup)), torch.from_numpy(rng.permutation(b))
+
+
+def _train_epoch(net, model, batches, step_loss, extra_loss, opt, sched, extra_params, cfg, d, epoch, bar,
+                 ema) -> list:
     """One pass over `batches`; -> [sum of loss * B, correct, B] on this rank."""
     params = list(model.parameters()) + extra_params
     sums = [0.0, 0.0, 0.0]
     net.train()
     for step, (x, y) in enumerate(iterate(batches, cfg.num_workers)):
         x, y = x.to(d.device), y.to(d.device)
-        logits = net(x)                                     # (B, C)
-        loss = step_loss(logits, y, x)
+        if cfg.mixup > 0:                                   # x = lam x + (1 - lam) x[perm], both targets weighted
+            lam, perm = mixup_plan(cfg, epoch, step, d.rank, len(y))
+            perm = perm.to(d.device)
+            x = lam * x + (1.0 - lam) * x[perm]
+            logits = net(x)                                 # (B, C)
+            loss = lam * step_loss(logits, y, x) + (1.0 - lam) * step_loss(logits, y[perm], x)
+        else:
+            logits = net(x)                                 # (B, C)
+            loss = step_loss(logits, y, x)
         if extra_loss is not None:
             loss = loss + extra_loss(model)
         if not torch.isfinite(loss):
@@ -137,6 +158,8 @@ def _train_epoch(net, model, batches, step_loss, extra_loss, opt, sched, extra_p
             nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update(model)
         sums[0] += float(loss.detach()) * len(y)
         sums[1] += float((logits.detach().argmax(1) == y).sum())
         sums[2] += len(y)
@@ -177,7 +200,8 @@ def train(model: nn.Module, data, cfg: TrainConfig = TrainConfig(), *, features:
         spe = steps_per_epoch(len(data.train), cfg.batch_size, d.world)
         total, warm = cfg.epochs * spe, int(round(cfg.warmup_epochs * spe))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warm, cfg))
-        start, history = _resume_or_clear(checkpoint_dir, resume, cfg, d, model, loss_fn, opt, sched)
+        ema = WeightEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+        start, history = _resume_or_clear(checkpoint_dir, resume, cfg, d, model, loss_fn, opt, sched, ema)
         net = ddp.wrap(model, d)
         step_loss = loss_fn or (lambda logits, y, x: F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing))
         source = _Source(data, cfg, features, cache, augment_config, d)
@@ -187,18 +211,18 @@ def train(model: nn.Module, data, cfg: TrainConfig = TrainConfig(), *, features:
             with tqdm(total=len(batches), desc=f"epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr, leave=False,
                       disable=not (progress and d.main and sys.stderr.isatty())) as bar:
                 sums = _train_epoch(net, model, batches, step_loss, extra_loss, opt, sched, extra_params,
-                                    cfg, d, epoch, bar)
+                                    cfg, d, epoch, bar, ema)
             ddp.sync_buffers(model, d)
             loss_sum, correct, count = ddp.all_sum(sums, d, d.device)
             rec = {"epoch": epoch + 1, "lr": sched.get_last_lr()[0], "loss": loss_sum / count,
                    "train_acc": correct / count, "val_acc": None, "val_loss": None}
             if len(data.val):
-                ev = evaluate(model, data.val, features, cfg.eval_batch_size, cache)
+                ev = evaluate(model if ema is None else ema.module, data.val, features, cfg.eval_batch_size, cache)
                 rec.update(val_acc=ev.accuracy, val_loss=ev.loss)
             rec["seconds"] = time.time() - t0
             history.append(rec)
             if d.main and checkpoint_dir is not None:
-                save_checkpoint(checkpoint_dir, epoch + 1, _states(model, loss_fn, opt, sched),
+                save_checkpoint(checkpoint_dir, epoch + 1, _states(model, loss_fn, opt, sched, ema),
                                 {"config": cfg.to_dict(), "history": history})
             if d.main and progress:
                 va = "-" if rec["val_acc"] is None else f"{rec['val_acc']:.4f}"
@@ -206,6 +230,8 @@ def train(model: nn.Module, data, cfg: TrainConfig = TrainConfig(), *, features:
                       f"val_acc {va}  {rec['seconds']:.1f}s", file=sys.stderr)
             if on_epoch is not None:
                 on_epoch(rec)
+        if ema is not None:
+            ema.copy_to(model)                      # the averaged weights are the result
         ddp.barrier(d)
     finally:
         torch.use_deterministic_algorithms(prev_det)
