@@ -9,10 +9,14 @@ activations, DS-CNN-L teacher):
 
     .venv/bin/python bench/pipeline_fsdd.py --json bench/results/pipeline_fsdd_ds-cnn-s.json -- \
         --model ds-cnn-s --teacher ds-cnn-l --sparse 0.5 --wbits 4 --abits 4 --threads 1
+
+Speakers can run in parallel processes (`--speakers a,b` each, same flags); `--merge A.json B.json
+--json ALL.json` then combines them and recomputes the summary.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 import sys
@@ -38,6 +42,8 @@ def parse_args(argv=None):
     p.add_argument("--speakers", default=",".join(SPEAKERS), help="comma-separated held-out speakers")
     p.add_argument("--out", default="runs/bench_pipeline", help="folder for each speaker's .bin and package")
     p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--merge", nargs="+", metavar="JSON",
+                   help="instead of running: combine results of runs made in parallel (other speakers, same flags)")
     args = p.parse_args(own)
     cp = Parser(prog="pqlr-compress")
     add_arguments(cp)
@@ -69,20 +75,7 @@ def run_speaker(args, speaker: str) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.compress.threads:
-        torch.set_num_threads(args.compress.threads)
-    results = []
-    for sp in [s.strip() for s in args.speakers.split(",") if s.strip()]:
-        t = time.time()
-        r = run_speaker(args, sp)
-        results.append(r)
-        st = {s["name"]: s for s in r["stages"]}
-        print(f"{sp}: original {100 * st['original']['accuracy']:.1f}%  pruned {100 * st['pruned']['accuracy']:.1f}%  "
-              f"quantized {100 * st['quantized']['accuracy']:.1f}%  final int {100 * r['final']['accuracy_int']:.1f}%  "
-              f"weights {r['final']['weight_bytes']:,} B  ({time.time() - t:.0f} s)", flush=True)
-
+def summarize(results: list[dict]) -> dict:
     def col(f):
         return [f(r) for r in results]
 
@@ -97,6 +90,40 @@ def main(argv=None) -> int:
         summary["mean_teacher_accuracy"] = statistics.mean(col(lambda r: r["teacher"]["accuracy"]))
         summary["median_teacher_over_student_bytes"] = statistics.median(col(lambda r: r["teacher_over_student_bytes"]))
         summary["mean_student_minus_teacher_points"] = statistics.mean(col(lambda r: r["student_minus_teacher_points"]))
+    return summary
+
+
+def merge(paths: list[str], out: str | None) -> int:
+    runs = [json.loads(Path(p).read_text()) for p in paths]
+    flags = {tuple(r["pqlr_compress_flags"]) for r in runs}
+    if len(flags) != 1:
+        raise SystemExit(f"--merge: the runs used different pqlr-compress flags: {sorted(flags)}")
+    results = [sp for r in runs for sp in r["speakers"]]
+    summary = summarize(results)
+    for k, v in summary.items():
+        print(f"{k}: {v:.4g}")
+    if out:
+        write_json(out, {**runs[0], **summary, "speakers": results, "merged_from": [r["command"] for r in runs]})
+    return 0
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.json)
+    if args.compress.threads:
+        torch.set_num_threads(args.compress.threads)
+    results = []
+    for sp in [s.strip() for s in args.speakers.split(",") if s.strip()]:
+        t = time.time()
+        r = run_speaker(args, sp)
+        results.append(r)
+        st = {s["name"]: s for s in r["stages"]}
+        print(f"{sp}: original {100 * st['original']['accuracy']:.1f}%  pruned {100 * st['pruned']['accuracy']:.1f}%  "
+              f"quantized {100 * st['quantized']['accuracy']:.1f}%  final int {100 * r['final']['accuracy_int']:.1f}%  "
+              f"weights {r['final']['weight_bytes']:,} B  ({time.time() - t:.0f} s)", flush=True)
+
+    summary = summarize(results)
     for k, v in summary.items():
         print(f"{k}: {v:.4g}")
     if args.json:
