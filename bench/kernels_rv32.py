@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from pqlr import primitives as P
+from pqlr.compress.measure import input_int8
 from pqlr.compress.quantize import QuantConfig, quantize_
 from pqlr.deploy.verify import verify_graph
 from pqlr.io import write_json
@@ -50,9 +50,7 @@ def lowered(model: str, wbits: int, n: int):
     qm = quantize_(build_model(model, 12, seed=0).eval(),
                    QuantConfig(wbits=wbits, abits=8, method="ptq", init="minmax"), calib=[x])
     g = lower(quantize_(qm, None, step="convert"))
-    s, z, _ = qm.qparams("input")
-    xi = P.quantize_act(x[:n, 0].numpy(), s, z, 8).reshape(n, *g.tensor(g.inputs[0]).shape)
-    return g, xi
+    return g, input_int8(g, x[:n])
 
 
 @contextmanager

@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pqlr import primitives as P  # noqa: E402
+from pqlr.compress.measure import input_int8  # noqa: E402
 from pqlr.compress.quantize import QuantConfig, quantize_  # noqa: E402
 from pqlr.deploy.host import run_host  # noqa: E402
 from pqlr.deploy.package import write_package  # noqa: E402
@@ -21,8 +21,7 @@ def test_lowered_model_runs_bit_exact(name, wbits, double_buffer, tmp_path):
     qm = quantize_(build_model(name, 12, seed=0).eval(),
                    QuantConfig(wbits=wbits, abits=8, method="ptq", init="minmax"), calib=[x])
     g = lower(quantize_(qm, None, step="convert"))
-    s, z, _ = qm.qparams("input")
-    xi = P.quantize_act(x[:4, 0].numpy(), s, z, 8).reshape(4, *g.tensor(g.inputs[0]).shape)
+    xi = input_int8(g, x[:4])
     ref = run_graph(g, xi)
     assert len(np.unique(ref)) > 8
     const = write_package(tmp_path / "const", g)

@@ -68,56 +68,29 @@ static inline int32_t pqlr_weight_get(const int8_t *row, int32_t i, int32_t wbit
 }
 
 /* sum over i < n of (x[i] - zp) * weight (w0 + i) of a packed row; x contiguous (int8 / int16).
- * The bit-width is tested once per row, not per weight. |result| <= accumulator bound. */
-static inline int32_t pqlr_dot_s8(const int8_t *x, int32_t zp, const int8_t *row, int32_t w0,
-                                  int32_t n, int32_t wbits)
-{
-    int32_t acc = 0;
-    switch (wbits) {   /* one loop per width: the weight fetch inlines to a constant form */
-    case 8:
-        for (int32_t i = 0; i < n; i++)
-            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 8);
-        break;
-    case 4:
-        for (int32_t i = 0; i < n; i++)
-            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 4);
-        break;
-    case 2:
-        for (int32_t i = 0; i < n; i++)
-            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 2);
-        break;
-    default:
-        for (int32_t i = 0; i < n; i++)
-            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 1);
-        break;
+ * The bit-width is tested once per row, not per weight: one loop per width, so the weight fetch
+ * inlines to a constant form. |result| <= accumulator bound. One definition, two input types. */
+#define PQLR_DOT_LOOP(BITS)                                                   \
+    for (int32_t i = 0; i < n; i++)                                           \
+        acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, (BITS));   \
+    break
+#define PQLR_DEFINE_DOT(NAME, IN_T)                                           \
+    static inline int32_t NAME(const IN_T *x, int32_t zp, const int8_t *row,  \
+                               int32_t w0, int32_t n, int32_t wbits)          \
+    {                                                                         \
+        int32_t acc = 0;                                                      \
+        switch (wbits) {                                                      \
+        case 8: PQLR_DOT_LOOP(8);                                             \
+        case 4: PQLR_DOT_LOOP(4);                                             \
+        case 2: PQLR_DOT_LOOP(2);                                             \
+        default: PQLR_DOT_LOOP(1);                                            \
+        }                                                                     \
+        return acc;                                                           \
     }
-    return acc;
-}
-
-static inline int32_t pqlr_dot_s16(const int16_t *x, int32_t zp, const int8_t *row, int32_t w0,
-                                   int32_t n, int32_t wbits)
-{
-    int32_t acc = 0;
-    switch (wbits) {   /* one loop per width: the weight fetch inlines to a constant form */
-    case 8:
-        for (int32_t i = 0; i < n; i++)
-            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 8);
-        break;
-    case 4:
-        for (int32_t i = 0; i < n; i++)
-            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 4);
-        break;
-    case 2:
-        for (int32_t i = 0; i < n; i++)
-            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 2);
-        break;
-    default:
-        for (int32_t i = 0; i < n; i++)
-            acc += ((int32_t)x[i] - zp) * pqlr_weight_get(row, w0 + i, 1);
-        break;
-    }
-    return acc;
-}
+PQLR_DEFINE_DOT(pqlr_dot_s8, int8_t)
+PQLR_DEFINE_DOT(pqlr_dot_s16, int16_t)
+#undef PQLR_DEFINE_DOT
+#undef PQLR_DOT_LOOP
 
 static inline int pqlr_wbits_ok(int32_t wbits)
 {
