@@ -5,7 +5,10 @@ import numpy as np
 
 from pqlr import primitives as P
 from pqlr.ir.graph import Graph, Node, Tensor
-from pqlr.ir.ops_nn import activation_clamp, pool_attrs, requant_params, requantize_attrs
+from pqlr.ir.opkit import activation_clamp
+from pqlr.ir.ops_elem import add_attrs
+from pqlr.ir.ops_nn import requant_params, requantize_attrs
+from pqlr.ir.ops_pool import pool_attrs
 
 
 def _t(name, shape, scale, zp, dtype="s8", bits=8):
@@ -55,7 +58,6 @@ def with_add(g: Graph) -> Graph:
     """cnn() plus add1 = r1 + d1 before the pool: rq1 can no longer run in place, add1 can."""
     import copy
 
-    from pqlr.ir.ops_nn import add_attrs
 
     g = copy.deepcopy(g)
     d1, r1 = g.tensors["d1"], g.tensors["r1"]

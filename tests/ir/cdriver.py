@@ -25,10 +25,12 @@ from pqlr.runtime import SRC_DIR
 from pqlr.runtime.build import cache_dir, compile_c
 
 UBSAN_FLAGS = ["-fsanitize=undefined", "-fno-sanitize-recover=undefined"]
-# The CNN kernel files (pqlr_nn.h), one per op and activation dtype.
-NN_SOURCES = [f"pqlr_{op}_{dt}.c" for op in ("conv2d", "depthwise_conv2d", "fully_connected", "add",
-                                              "avg_pool2d") for dt in ("s8", "s16")] + \
-             [f"pqlr_requantize_{v}.c" for v in ("s8", "s16", "s8_s16", "s16_s8")]
+# The kernel files of each op family, one per op and activation dtype.
+NN_SOURCES = [f"pqlr_{op}_{dt}.c" for op in ("conv2d", "depthwise_conv2d", "fully_connected")
+              for dt in ("s8", "s16")] + [f"pqlr_requantize_{v}.c" for v in ("s8", "s16", "s8_s16", "s16_s8")]
+ELEM_SOURCES = [f"pqlr_{op}_{dt}.c" for op in ("add",) for dt in ("s8", "s16")]
+POOL_SOURCES = [f"pqlr_{op}_{dt}.c" for op in ("avg_pool2d",) for dt in ("s8", "s16")]
+SHAPE_SOURCES: list[str] = []
 C_TYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t", np.dtype(np.int32): "int32_t",
            np.dtype(np.uint8): "uint8_t"}
 
@@ -98,12 +100,24 @@ def call(lib: ctypes.CDLL, fn: str, *args) -> int:
     return int(f(*[_arg(a) for a in args]))
 
 
+def field_spec(spec: str) -> tuple[str, int]:
+    """A STRUCT_FIELDS entry "name" (one int32_t) or "name[N]" (int32_t name[N]) -> (name, N or 0)."""
+    name, _, rest = spec.partition("[")
+    return name, int(rest.rstrip("]")) if rest else 0
+
+
 def layout_source(structs: dict[str, tuple[str, ...]], header: str) -> str:
     """C returning the number of int32 struct fields whose offset or struct size differs."""
     checks = []
     for name, fields in structs.items():
-        checks.append(f"    bad += sizeof({name}) != {4 * len(fields)};")
-        checks += [f"    bad += offsetof({name}, {f}) != {4 * i};" for i, f in enumerate(fields)]
+        at = 0
+        for spec in fields:
+            f, n = field_spec(spec)
+            checks.append(f"    bad += offsetof({name}, {f}) != {4 * at};")
+            if n:
+                checks.append(f"    bad += sizeof((({name} *)0)->{f}) != {4 * n};")
+            at += max(n, 1)
+        checks.append(f"    bad += sizeof({name}) != {4 * at};")
     return (f'#include <stddef.h>\n#include "{header}"\nint pqlr_layout_mismatches(void);\n'
             "int pqlr_layout_mismatches(void)\n{\n    int bad = 0;\n" + "\n".join(checks)
             + "\n    return bad;\n}\n")

@@ -8,131 +8,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 import cdriver
 from cdriver import NN_SOURCES
+from opcases import (INT32_MAX, NP, RANGE, SEEDS, SETTINGS, check, graph_of, pick, rand_clamp, rand_multipliers,
+                     rand_tensor, rand_values, rand_weighted, weighted_layer, driver_source)
 from pqlr import primitives as P
 from pqlr.errors import UnsupportedError
 from pqlr.ir.graph import Graph, Node, Tensor
-from pqlr.ir.ops_nn import (NN_OPS, STRUCT_FIELDS, activation_clamp, add_attrs, c_kernel,
-                             pool_attrs, requant_params, requantize_attrs)
-
-INT32_MAX = 2**31 - 1
-RANGE = {"s8": (-128, 127), "s16": (-32768, 32767)}
-NP = {"s8": np.int8, "s16": np.int16}
-SETTINGS = settings(max_examples=60, deadline=None, derandomize=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-
-
-# ---------------------------------------------------------------- helpers
-def graph_of(op: str, ins: list[Tensor], out: Tensor, attrs=None, params=None) -> tuple[Node, Graph]:
-    node = Node("layer0", op, [t.name for t in ins], [out.name], dict(attrs or {}), dict(params or {}))
-    g = Graph({t.name: t for t in [*ins, out]}, [node], [t.name for t in ins], [out.name])
-    g.validate()
-    return node, g
-
-
-def run_c(lib, node: Node, g: Graph, inputs: list[np.ndarray]) -> np.ndarray:
-    """Run the node's C kernel sample by sample through ctypes."""
-    k = c_kernel(node, g)
-    params = cdriver.int32_struct(k.struct_type, STRUCT_FIELDS[k.struct_type])(**k.fields)
-    out_t = g.tensor(node.outputs[0])
-    y = np.zeros((inputs[0].shape[0], *out_t.shape), NP[out_t.dtype])
-    arrays = {name: np.ascontiguousarray(v) for name, v in node.params.items()}
-    for i in range(y.shape[0]):
-        per = {**arrays, "out": y[i], **{f"in{j}": np.ascontiguousarray(x[i]) for j, x in enumerate(inputs)}}
-        status = cdriver.call(lib, k.fn, params, *[per.get(a) for a in k.args])
-        assert status == 0, f"{k.fn} returned {status}"
-    return y
-
-
-def check(lib, node: Node, g: Graph, inputs: list[np.ndarray]) -> np.ndarray:
-    want = NN_OPS[node.op].run(inputs, node, g)
-    got = run_c(lib, node, g, inputs)
-    assert want.dtype == got.dtype and want.shape == got.shape
-    np.testing.assert_array_equal(got, want)
-    return want
-
-
-def pick(rng, options):
-    return options[int(rng.integers(len(options)))]
-
-
-def rand_tensor(rng, name: str, shape, dtype: str) -> Tensor:
-    """s8 holds 8-bit or 4-bit values (random zero point); s16 has zero point 0."""
-    bits = 16 if dtype == "s16" else pick(rng, [8, 8, 4])
-    lo, hi = P.act_range(bits)
-    zp = 0 if dtype == "s16" else int(rng.integers(lo, hi + 1))
-    return Tensor(name, tuple(shape), dtype, bits, float(2.0 ** rng.uniform(-8, 0)), zp)
-
-
-def rand_values(rng, t: Tensor, n: int) -> np.ndarray:
-    """Random values, or all at an extreme (min, max, or farthest from the zero point)."""
-    lo, hi = P.act_range(t.bits)
-    kind = pick(rng, ["random"] * 9 + ["min", "max", "far"])
-    far = lo if t.zero_point - lo >= hi - t.zero_point else hi
-    shape = (n, *t.shape)
-    v = rng.integers(lo, hi + 1, shape) if kind == "random" else np.full(shape, {"min": lo, "max": hi, "far": far}[kind])
-    return v.astype(NP[t.dtype])
-
-
-def rand_clamp(rng, out: Tensor) -> dict:
-    lo, hi = P.act_range(out.bits)
-    if rng.random() < 0.2:
-        a, b = sorted(int(v) for v in rng.integers(lo, hi + 1, 2))
-        return {"act_min": a, "act_max": b}
-    return {}
-
-
-def rand_multipliers(rng, count: int, acc_spread: float, out: Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Mostly multipliers that map the accumulator spread onto a third of the output range (so a
-    wrong accumulator shows), also tiny (below 2^-31: output = zero point), huge (saturation)
-    and exactly zero."""
-    kind = pick(rng, ["typical"] * 9 + ["tiny", "huge", "zero"])
-    if kind == "zero":
-        reals = np.zeros(count)
-    else:
-        lo, hi = P.act_range(out.bits)
-        base = {"typical": (hi - lo) / 3 / max(acc_spread, 1.0), "tiny": 2.0**-40, "huge": 2.0**8}[kind]
-        reals = base * 2.0 ** rng.uniform(-2, 2, count)
-    pairs = [P.quantize_multiplier(float(r)) for r in reals]
-    return np.array([m for m, _ in pairs], np.int32), np.array([s for _, s in pairs], np.int8)
-
-
-def rand_weighted(rng, c_out: int, k: int, in_t: Tensor, x: np.ndarray, out: Tensor):
-    """(wbits, params, fits): packed weights, bias (random, at the accumulator's edge, or none),
-    multipliers; fits is False when no bias keeps |bias| + accumulator_bound within int32."""
-    wbits = pick(rng, [8, 4, 2, 1])
-    lo, hi = P.weight_range(wbits)
-    if wbits == 1:
-        q = rng.choice([-1, 1], (c_out, k))
-    elif rng.random() < 0.2:
-        q = np.full((c_out, k), lo)          # max-magnitude weights
-    else:
-        q = rng.integers(lo, hi + 1, (c_out, k))
-    xc = x.astype(np.float64) - in_t.zero_point                  # rough size of the accumulator
-    spread = np.sqrt(k) * np.sqrt(np.mean(xc**2)) * np.sqrt(np.mean(q**2.0)) + k * abs(xc.mean() * q.mean())
-    room = INT32_MAX - P.accumulator_bound(k, 16 if in_t.dtype == "s16" else 8, wbits)
-    params = {"weight": P.pack_weights(q, wbits)}
-    kind = pick(rng, ["random"] * 5 + ["none"] * 4 + ["edge"])
-    if room >= 0 and kind == "random":     # of the accumulator's size, so it shows in the output
-        b = min(room, int(spread) + 1)
-        params["bias"] = rng.integers(-b, b + 1, c_out).astype(np.int32)
-    elif room >= 0 and kind == "edge":     # |bias| + accumulator_bound = 2^31 - 1 exactly
-        params["bias"] = (rng.choice([-1, 1], c_out) * room).astype(np.int32)
-    m, n = rand_multipliers(rng, pick(rng, [1, c_out]), spread, out)
-    params.update(multiplier=m, shift=n)
-    return wbits, params, room >= 0
+from pqlr.ir.ops_nn import NN_OPS, STRUCT_FIELDS, activation_clamp, c_kernel, requant_params, requantize_attrs
 
 
 # ---------------------------------------------------------------- oracle vs C, per op
 def test_struct_layout_matches_header(nn_lib):
     assert nn_lib.pqlr_layout_mismatches() == 0
-
-
-SEEDS = given(seed=st.integers(0, 2**32 - 1))
 
 
 @SETTINGS
@@ -177,58 +66,6 @@ def test_fully_connected_matches_c(nn_lib, seed):
 
 @SETTINGS
 @SEEDS
-def test_add_matches_c(nn_lib, seed):
-    rng = np.random.default_rng(seed)
-    dtype = pick(rng, ["s8", "s16"])
-    shape = tuple(int(v) for v in rng.integers(1, 7, int(rng.integers(1, 4))))
-    ts = [rand_tensor(rng, n, shape, dtype) for n in ("a", "b", "y")]
-    for t in ts:   # scales spanning 2^-12 .. 2^4: ratios up to 2^16 either way
-        t.scale = float(2.0 ** rng.uniform(-12, 4))
-    act = pick(rng, [None, None, "relu", "relu6"])
-    attrs = {**add_attrs(*ts), **activation_clamp(ts[2], act)}
-    node, g = graph_of("add", ts[:2], ts[2], attrs)
-    n = int(rng.integers(1, 4))
-    xs = [rand_values(rng, t, n) for t in ts[:2]]
-    y = check(nn_lib, node, g, xs)
-    if act is None:   # float sanity: within 1 LSB of the real sum (saturating at the range)
-        real = sum(P.dequantize(x, t.scale, t.zero_point) for x, t in zip(xs, ts))
-        want = np.clip(real / ts[2].scale + ts[2].zero_point, *P.act_range(ts[2].bits))
-        assert np.max(np.abs(y - want)) <= 1.0 + 1e-6
-
-
-@SETTINGS
-@SEEDS
-def test_avg_pool_and_mean_match_c(nn_lib, seed):
-    rng = np.random.default_rng(seed)
-    dtype, op = pick(rng, ["s8", "s16"]), pick(rng, ["avg_pool2d", "avg_pool2d", "mean", "mean_tokens"])
-    h, w, c = (int(v) for v in rng.integers(1, [9, 9, 6]))
-    attrs: dict = {}
-    if op == "avg_pool2d":
-        pads = tuple(int(v) for v in rng.integers(0, 2, 4))
-        kh = int(rng.integers(1, min(4, h + pads[0] + pads[2]) + 1))
-        kw = int(rng.integers(1, min(4, w + pads[1] + pads[3]) + 1))
-        sh, sw = (int(v) for v in rng.integers(1, 4, 2))
-        in_shape = (h, w, c)
-        out_shape = ((h + pads[0] + pads[2] - kh) // sh + 1, (w + pads[1] + pads[3] - kw) // sw + 1, c)
-        attrs.update(kernel=(kh, kw), stride=(sh, sw), padding=pads)
-        window = kh * kw
-    else:             # global average pool (H, W, C) or mean over tokens (T, C)
-        in_shape = (h, w, c) if op == "mean" else (h, c)
-        out_shape = pick(rng, [(c,), (1, 1, c)])
-        window = h * w if op == "mean" else h
-    x_t, y_t = rand_tensor(rng, "x", in_shape, dtype), rand_tensor(rng, "y", out_shape, dtype)
-    x = rand_values(rng, x_t, int(rng.integers(1, 4)))
-    if rng.random() < 0.5:
-        attrs.update(pool_attrs(x_t, y_t, window))
-    else:
-        m, n = rand_multipliers(rng, 1, np.sqrt(window) * (np.std(x.astype(float)) + 1), y_t)
-        attrs.update(multiplier=int(m[0]), shift=int(n[0]))
-    node, g = graph_of("mean" if op.startswith("mean") else op, [x_t], y_t, {**attrs, **rand_clamp(rng, y_t)})
-    check(nn_lib, node, g, [x])
-
-
-@SETTINGS
-@SEEDS
 def test_requantize_matches_c(nn_lib, seed):
     rng = np.random.default_rng(seed)
     a, b = pick(rng, ["s8", "s16"]), pick(rng, ["s8", "s16"])
@@ -242,27 +79,6 @@ def test_requantize_matches_c(nn_lib, seed):
 
 
 # ---------------------------------------------------------------- deterministic corners
-def weighted_layer(rng, op: str, in_shape, out_shape, wbits: int, dtype: str, **attrs):
-    """A layer with random packed weights/bias and realistic per-channel multipliers."""
-    x_t = Tensor("x", in_shape, dtype, 16 if dtype == "s16" else 8, 0.05, 0 if dtype == "s16" else -3)
-    y_t = Tensor("y", out_shape, dtype, x_t.bits, 0.07, 0 if dtype == "s16" else 5)
-    c_out = out_shape[-1]
-    kh, kw = attrs.get("kernel", (1, 1))
-    k = {"conv2d": kh * kw * in_shape[-1], "depthwise_conv2d": kh * kw}.get(op, in_shape[-1])
-    lo, hi = P.weight_range(wbits)
-    q = rng.choice([-1, 1], (c_out, k)) if wbits == 1 else rng.integers(lo, hi + 1, (c_out, k))
-    x = rand_values(np.random.default_rng(1), x_t, 2)
-    xc = x.astype(np.float64) - x_t.zero_point
-    spread = np.sqrt(k) * np.sqrt(np.mean(xc**2)) * np.sqrt(np.mean(q**2.0))
-    lo_o, hi_o = P.act_range(y_t.bits)     # accumulator spread -> a quarter of the output range
-    pairs = [P.quantize_multiplier((hi_o - lo_o) / 4 / spread * r) for r in 2.0 ** rng.uniform(-1, 1, c_out)]
-    m, n = (np.array(v, dt) for v, dt in zip(zip(*pairs), (np.int32, np.int8)))
-    params = {"weight": P.pack_weights(q, wbits), "bias": rng.integers(-2000, 2000, c_out).astype(np.int32),
-              "multiplier": m, "shift": n}
-    node, g = graph_of(op, [x_t], y_t, {"wbits": wbits, **attrs}, params)
-    return node, g, x
-
-
 KWS_LAYERS = [  # (op, in, out, wbits, dtype, attrs): DS-CNN / KWS-transformer shapes and corners
     ("conv2d", (49, 10, 1), (25, 5, 64), 8, "s8", dict(kernel=(10, 4), stride=(2, 2), padding=(4, 1, 5, 2))),
     ("depthwise_conv2d", (25, 5, 64), (25, 5, 64), 4, "s8", dict(kernel=(3, 3), padding=(1, 1, 1, 1))),
@@ -369,10 +185,6 @@ def test_oracle_refuses_bad_layers_naming_them():
     g.tensors["y"].dtype = "s16"
     with pytest.raises(UnsupportedError, match="requantize"):
         run([x], node, g)
-    a, b, y = (Tensor(n, (4,), "s8", 8, 0.1, 0) for n in "aby")
-    node, g = graph_of("add", [a, b], y, {**add_attrs(a, b, y), "left_shift": 24})
-    with pytest.raises(UnsupportedError, match="layer0 \\(add\\).*overflows"):
-        NN_OPS["add"].run([np.zeros((1, 4), np.int8)] * 2, node, g)
 
 
 def test_builders_follow_the_float_model():
@@ -383,12 +195,6 @@ def test_builders_follow_the_float_model():
     assert activation_clamp(Tensor("y", (4,), "s8", 4, 0.5, -8), "relu6") == {"act_min": -8, "act_max": 4}
     with pytest.raises(UnsupportedError, match="gelu"):
         activation_clamp(out, "gelu")
-    x_t, y_t = Tensor("x", (6, 5, 3), "s8", 8, 0.1, 4), Tensor("y", (3,), "s8", 8, 0.02, -7)
-    node, g = graph_of("mean", [x_t], y_t, pool_attrs(x_t, y_t, 30))
-    x = np.random.default_rng(6).integers(-128, 128, (4, 6, 5, 3)).astype(np.int8)
-    y = NN_OPS["mean"].run([x], node, g)
-    real = ((x.astype(float) - 4) * 0.1).mean(axis=(1, 2))
-    assert np.max(np.abs(np.clip(real / 0.02 - 7, -128, 127) - y)) <= 1.0
 
 
 def test_requant_params_match_float_fully_connected():
@@ -433,47 +239,11 @@ def driver_cases(rng) -> list[tuple[Node, Graph, list[np.ndarray], dict]]:
         node, g, x = weighted_layer(rng, "depthwise_conv2d", (4, 3, 5), (4, 3, 5), 4, dtype,
                                     kernel=(3, 3), padding=(1, 1, 1, 1))
         cases.append((node, g, [x[0]], {"ch_begin": 3, "ch_end": 5}))
-        ts = [rand_tensor(rng, n, (3, 2, 5), dtype) for n in "aby"]
-        node, g = graph_of("add", ts[:2], ts[2], {**add_attrs(*ts), **activation_clamp(ts[2], "relu")})
-        cases.append((node, g, [rand_values(rng, t, 1)[0] for t in ts[:2]], {}))
-        x_t, y_t = rand_tensor(rng, "x", (7, 5, 3), dtype), rand_tensor(rng, "y", (3, 2, 3), dtype)
-        attrs = {"kernel": (3, 3), "stride": (2, 2), "padding": (0, 0, 1, 0), **pool_attrs(x_t, y_t, 9)}
-        node, g = graph_of("avg_pool2d", [x_t], y_t, attrs)
-        cases.append((node, g, [rand_values(rng, x_t, 1)[0]], {}))
-        x_t, y_t = rand_tensor(rng, "x", (25, 7), dtype), rand_tensor(rng, "y", (7,), dtype)
-        node, g = graph_of("mean", [x_t], y_t, pool_attrs(x_t, y_t, 25))
-        cases.append((node, g, [rand_values(rng, x_t, 1)[0]], {}))
         for out_dtype in ("s8", "s16"):
             x_t, y_t = rand_tensor(rng, "x", (3, 4), dtype), rand_tensor(rng, "y", (12,), out_dtype)
             node, g = graph_of("requantize", [x_t], y_t, requantize_attrs(x_t, y_t))
             cases.append((node, g, [rand_values(rng, x_t, 1)[0]], {}))
     return cases
-
-
-def driver_source(cases) -> str:
-    """A C program running every case through the code that OpDef.c_call emits."""
-    lines = ['#include <stdio.h>', '#include <string.h>', '#include "pqlr.h"', '']
-    checks = []
-    for c, (node, g, xs, tile) in enumerate(cases):
-        want = NN_OPS[node.op].run([x[None] for x in xs], node, g)[0]
-        out = want.copy()
-        if tile:                                      # only the tile's channels get (re)written
-            out[..., tile["ch_begin"]:tile["ch_end"]] = 99
-        symbols = {**{k: f"c{c}_{k}" for k in node.params}, **{k: str(v) for k, v in tile.items()}}
-        for k, v in node.params.items():
-            if k == "weight" and tile:                # a tile buffer holding only its rows
-                v = v[tile["ch_begin"]:tile["ch_end"]]
-            lines.append(cdriver.c_array(f"c{c}_{k}", np.asarray(v)))
-        lines += [cdriver.c_array(f"c{c}_in{i}", x) for i, x in enumerate(xs)]
-        lines.append(cdriver.c_array(f"c{c}_want", want))
-        lines.append(cdriver.c_array(f"c{c}_out", out).replace("static const", "static"))
-        call = NN_OPS[node.op].c_call(node, g, [f"c{c}_in{i}" for i in range(len(xs))], f"c{c}_out", symbols)
-        lines += [f"static pqlr_status case_{c}(void)", "{", call, "    return PQLR_OK;", "}", ""]
-        checks.append(f'    if (case_{c}() != PQLR_OK || memcmp(c{c}_out, c{c}_want, sizeof c{c}_want)) {{\n'
-                      f'        printf("case {c} ({node.op}) differs\\n");\n        bad++;\n    }}')
-    return "\n".join(lines + ["int main(void)", "{", "    int bad = 0;", *checks,
-                              f'    printf("%d of {len(cases)} cases differ\\n", bad);',
-                              "    return bad != 0;", "}", ""])
 
 
 def test_c_call_code_in_sanitized_driver():

@@ -17,7 +17,11 @@ import cdriver
 from pqlr import primitives as P
 from pqlr.errors import PqlrError
 from pqlr.ir.graph import Graph, Node, Tensor
-from pqlr.ir.ops_nn import NN_OPS, STRUCT_FIELDS, activation_clamp, c_kernel, pool_attrs
+from opcases import struct_fields
+from pqlr.ir.opkit import activation_clamp
+from pqlr.ir.ops import OPS as NN_OPS
+from pqlr.ir.ops import c_kernel
+from pqlr.ir.ops_pool import pool_attrs
 from pqlr.ir.ops_select import OPT_KERNELS, c_call, kernel_name, use_variant
 
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
@@ -73,7 +77,7 @@ def run_c(lib, fn: str, node: Node, g: Graph, x: np.ndarray, tile=None) -> np.nd
     if tile is not None:
         fields["ch_begin"], fields["ch_end"] = tile
         w = w[tile[0]:tile[1]]
-    params = cdriver.int32_struct(k.struct_type, STRUCT_FIELDS[k.struct_type])(**fields)
+    params = cdriver.int32_struct(k.struct_type, struct_fields()[k.struct_type])(**fields)
     y = np.zeros((len(x), *g.tensor("y").shape), np.int8)
     arrays = {a: np.ascontiguousarray(v) for a, v in node.params.items()}
     if w is not None:
@@ -182,7 +186,7 @@ def test_depthwise_3x3_paths(lib, stride, padding):
 def test_bad_arguments_rejected(lib):
     node, g = layer(np.random.default_rng(0), "conv2d", 8, (4, 4, 3), 4, (3, 3))
     k = c_kernel(node, g)
-    bad = cdriver.int32_struct(k.struct_type, STRUCT_FIELDS[k.struct_type])(**{**k.fields, "out_h": 9})
+    bad = cdriver.int32_struct(k.struct_type, struct_fields()[k.struct_type])(**{**k.fields, "out_h": 9})
     y = np.zeros(g.tensor("y").shape, np.int8)
     x = np.zeros(g.tensor("x").shape, np.int8)
     prm = node.params

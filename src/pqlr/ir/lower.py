@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import primitives as P
 from ..errors import PqlrError, UnsupportedError
-from . import ops_nn, ops_tf
+from . import ops_elem, ops_nn, ops_pool, ops_tf
 from .graph import Graph, Node, Tensor
 
 
@@ -82,12 +82,12 @@ def _embed_patch(qm, op, g):
 def _mean(qm, op, g):
     x, out = g.tensor(op.inputs[0]), g.tensor(op.output)
     window = int(np.prod(x.shape[:-1]))
-    return [Node(op.name, "mean", list(op.inputs), [op.output], ops_nn.pool_attrs(x, out, window))]
+    return [Node(op.name, "mean", list(op.inputs), [op.output], ops_pool.pool_attrs(x, out, window))]
 
 
 def _add(qm, op, g):
     a, b, out = (g.tensor(t) for t in (*op.inputs, op.output))
-    return [Node(op.name, "add", list(op.inputs), [op.output], ops_nn.add_attrs(a, b, out))]
+    return [Node(op.name, "add", list(op.inputs), [op.output], ops_elem.add_attrs(a, b, out))]
 
 
 def _pos_add(qm, op, g):

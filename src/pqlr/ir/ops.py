@@ -1,7 +1,6 @@
-"""The op table of the integer IR: one `OpDef` per op name, merged from the CNN ops (ops_nn)
-and the transformer ops (ops_tf).
+"""The op table of the integer IR: one `OpDef` per op name, merged from the op modules.
 
-An OpDef ties together, for one op:
+An OpDef (ir.opkit) ties together, for one op:
   run(inputs, node, graph) -> output
       batched NumPy oracle; inputs are (N, *tensor.shape) int8/int16 arrays (per Tensor.dtype),
       the result is (N, *out.shape) in the output Tensor's dtype. Integer math per pqlr.primitives.
@@ -15,51 +14,51 @@ An OpDef ties together, for one op:
   scratch_bytes(node, graph) -> int   caller-owned scratch the C kernel needs (0 for none)
   macs(node, graph) -> int            multiply-accumulates (element-wise ops: one per element)
 
-`OPS: dict[str, OpDef]` (read as `from pqlr.ir.ops import OPS`) is built on first access.
+Modules (each a family, with its C header):
+  ops_nn     conv2d, depthwise_conv2d, fully_connected, requantize       pqlr_nn.h
+  ops_elem   add (element-wise ops)                                      pqlr_elem.h
+  ops_pool   avg_pool2d, mean                                            pqlr_pool.h
+  ops_shape  data movement                                               pqlr_shape.h
+  ops_tf     matmul, softmax, layernorm, lut, transpose, reshape, concat, pos_add   pqlr_tf.h
+
+`OPS: dict[str, OpDef]`; `c_kernel(node, graph)` gives the CKernel of ops that call one kernel with
+an all-int32 struct (ops_nn, ops_elem, ops_pool, ops_shape), None for the others.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
-import numpy as np
+import importlib
 
 from .graph import Graph, Node
+from .opkit import CKernel, OpDef
+
+MODULES = ("ops_nn", "ops_elem", "ops_pool", "ops_shape", "ops_tf")
 
 
-@dataclass(frozen=True)
-class OpDef:
-    name: str
-    run: Callable[[list[np.ndarray], Node, Graph], np.ndarray]
-    c_call: Callable[[Node, Graph, list[str], str, dict[str, str]], str]
-    scratch_bytes: Callable[[Node, Graph], int]
-    macs: Callable[[Node, Graph], int]
+def _merge() -> tuple[dict[str, OpDef], dict]:
+    table: dict[str, OpDef] = {}
+    kernels: dict = {}
+    for name in MODULES:
+        try:
+            mod = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as e:      # a family not part of this build
+            if e.name != f"{__package__}.{name}":
+                raise
+            continue
+        clash = sorted(set(table) & set(mod.TABLE))
+        if clash:
+            raise RuntimeError(f"op names defined twice ({name} and another module): {clash}")
+        table.update(mod.TABLE)
+        kernels.update(getattr(mod, "KERNELS", {}))
+    return table, kernels
 
 
-def _merge() -> dict[str, OpDef]:
-    from .ops_nn import NN_OPS
-
-    table: dict[str, OpDef] = dict(NN_OPS)
-    try:
-        from .ops_tf import TF_OPS
-    except ModuleNotFoundError as e:  # the transformer ops are optional until ops_tf exists
-        if e.name != f"{__package__}.ops_tf":
-            raise
-        TF_OPS = {}
-    clash = sorted(set(table) & set(TF_OPS))
-    if clash:
-        raise RuntimeError(f"op names defined twice (ops_nn and ops_tf): {clash}")
-    table.update(TF_OPS)
-    return table
+OPS, _KERNELS = _merge()
 
 
-_TABLE: dict[str, OpDef] = {}
+def c_kernel(node: Node, graph: Graph) -> CKernel | None:
+    """The CKernel of `node` (validated), or None when its op emits C another way."""
+    fn = _KERNELS.get(node.op)
+    return fn(node, graph) if fn is not None else None
 
 
-def __getattr__(name: str):
-    """`OPS` is built on first use, so ops_nn / ops_tf can import OpDef from here (no cycle)."""
-    if name == "OPS":
-        if not _TABLE:
-            _TABLE.update(_merge())
-        return _TABLE
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["OPS", "OpDef", "CKernel", "c_kernel", "MODULES"]

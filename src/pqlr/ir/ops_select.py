@@ -22,6 +22,7 @@ from typing import Iterator
 
 from ..errors import PqlrError
 from .graph import Graph, Node
+from .ops import OPS, c_kernel
 
 VARIANTS = ("reference", "opt")
 
@@ -50,17 +51,14 @@ def kernel_name(fn: str, variant: str) -> str:
 def c_call(node: Node, graph: Graph, ins: list[str], out: str, symbols: dict[str, str],
            variant: str = "opt") -> str:
     """OPS[node.op].c_call with the kernel of `variant`."""
-    from .ops import OPS
-
     return _rename(OPS[node.op].c_call(node, graph, ins, out, symbols), node, graph, variant)
 
 
 def _rename(text: str, node: Node, graph: Graph, variant: str) -> str:
-    from .ops_nn import _KERNELS, c_kernel
-
-    if node.op not in _KERNELS:
+    k = c_kernel(node, graph)
+    if k is None:
         return text
-    fn = c_kernel(node, graph).fn
+    fn = k.fn
     new = kernel_name(fn, variant)
     if new == fn:
         return text
@@ -74,8 +72,6 @@ def _rename(text: str, node: Node, graph: Graph, variant: str) -> str:
 @contextmanager
 def use_variant(variant: str) -> Iterator[None]:
     """Within the block, OPS[op].c_call emits `variant` kernels (code generation, verify_graph)."""
-    from .ops import OPS
-
     _check(variant)
     saved = dict(OPS)
     try:

@@ -41,8 +41,7 @@ pos_add. As in ops_nn, per-tensor multipliers/shifts and other scalars are attrs
 the C params struct); arrays (tables, gamma, beta, per-channel multipliers) are params, passed to
 the kernel by their `symbols` identifier. No op needs scratch. `c_call` returns one block
 `{ static const pqlr_<op>_params p = {...}; PQLR_CHECK(pqlr_<op>_<dtype>(&p, ...)); }`.
-`TF_OPS` (name -> ops.OpDef) is built on first access (module __getattr__), so importing this
-module never imports ops.py, which itself imports this module to merge the op table.
+`TABLE` (name -> opkit.OpDef) is merged into ir.ops.OPS.
 """
 from __future__ import annotations
 
@@ -53,6 +52,8 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..primitives import isqrt, make_lut, quantize_multiplier, requantize, round_half_up
 from .graph import Graph, Node, Tensor
+from .ops_elem import add_attrs
+from .opkit import OpDef, no_scratch
 
 STORAGE = {"s8": (-128, 127, np.int8), "s16": (-32768, 32767, np.int16)}
 SOFTMAX_ONE = 1 << 16                                # s8 Q16 exp table: exp(0) = 65536
@@ -166,8 +167,6 @@ def layernorm_params(gamma: np.ndarray, beta: np.ndarray, eps: float, in_scale: 
 def pos_add_attrs(x: Tensor, table_scale: float, table_zp: int, out: Tensor) -> dict:
     """attrs of a pos_add node adding a table with qparams (table_scale, table_zp) to x -> out:
     the ops_nn add multipliers (one formula for both ops), renamed in1 -> x, in2 -> table."""
-    from .ops_nn import add_attrs   # deferred: ops_nn imports ops, which imports this module
-
     table = Tensor("pos_table", tuple(x.shape), x.dtype, x.bits, float(table_scale), int(table_zp))
     a = add_attrs(x, table, out)
     if a["left_shift"] != POS_ADD_LEFT_SHIFT[x.dtype]:
@@ -590,22 +589,5 @@ _OPS = {   # name -> (run, c_call, macs); transpose/reshape/concat only move dat
 
 
 # ---------------------------------------------------------------- the op table
-
-def _build_table() -> dict:
-    from .ops import OpDef   # deferred: ops.py imports this module to merge the op table
-
-    zero = lambda node, graph: 0  # noqa: E731
-    return {name: OpDef(name, run, c_call, zero, macs) for name, (run, c_call, macs) in _OPS.items()}
-
-
-_TABLE: dict | None = None
-
-
-def __getattr__(name: str):
-    global _TABLE
-    if name == "TF_OPS":
-        if _TABLE is None:
-            table = _build_table()
-            _TABLE = _TABLE if _TABLE is not None else table   # may be set during the ops import
-        return _TABLE
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+TABLE = {name: OpDef(name, run, c_call, no_scratch, macs) for name, (run, c_call, macs) in _OPS.items()}
+TF_OPS = TABLE

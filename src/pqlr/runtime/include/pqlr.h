@@ -1,10 +1,14 @@
-/* pqlr.h: the PQLR runtime in one include -- types, CNN kernels (pqlr_nn.h), transformer kernels
+/* pqlr.h: the PQLR runtime in one include -- types, CNN kernels (pqlr_nn.h), element-wise
+ * (pqlr_elem.h), pooling (pqlr_pool.h), data movement (pqlr_shape.h), transformer kernels
  * (pqlr_tf.h) -- and PQLR_CHECK, which generated code wraps around every kernel call. */
 #ifndef PQLR_H
 #define PQLR_H
 
 #include "pqlr_types.h"
 #include "pqlr_nn.h"
+#include "pqlr_elem.h"
+#include "pqlr_pool.h"
+#include "pqlr_shape.h"
 
 #if defined(__has_include)
 #if __has_include("pqlr_tf.h")

@@ -1,5 +1,7 @@
-/* pqlr_nn.h: integer CNN reference kernels (conv2d, depthwise conv2d, fully connected, add,
- * average pooling / mean, requantize) for int8 ("s8") and int16 ("s16") activations.
+/* pqlr_nn.h: integer CNN reference kernels (conv2d, depthwise conv2d, fully connected,
+ * requantize) for int8 ("s8") and int16 ("s16") activations, and the helpers every kernel family
+ * shares (packed weights, requantization with clamp, parameter checks). Element-wise ops are in
+ * pqlr_elem.h, pooling in pqlr_pool.h, data movement in pqlr_shape.h.
  *
  * The NumPy oracle is src/pqlr/ir/ops_nn.py; every kernel here is bit-exact to it.
  * Reference kernels: plain loops, "not performant by design". Faster variants keep the same
@@ -138,35 +140,6 @@ typedef struct {
     int32_t ch_begin, ch_end;
 } pqlr_fully_connected_params;
 
-/* add, TFLite style: a = (x1 - in1_zp) << left_shift, b likewise;
- * s = pqlr_requantize(a, in1_multiplier, in1_shift) + pqlr_requantize(b, in2_multiplier, in2_shift);
- * y = pqlr_requantize_out(s, out_multiplier, out_shift, out_zp, act_min, act_max).
- * left_shift is 20 for s8, 15 for s16; the Python side checks that no int32 step overflows. */
-typedef struct {
-    int32_t size;
-    int32_t in1_zp, in2_zp, out_zp;
-    int32_t left_shift;
-    int32_t in1_multiplier, in1_shift;
-    int32_t in2_multiplier, in2_shift;
-    int32_t out_multiplier, out_shift;
-    int32_t act_min, act_max;
-} pqlr_add_params;
-
-/* average pooling: acc = sum over the window of (x - in_zp), padding counting as in_zp (adds 0;
- * PyTorch count_include_pad=True), y = pqlr_requantize_out(acc, multiplier, shift, ...) with the
- * 1 / (kernel_h * kernel_w) folded into the multiplier. Global average pooling and the mean over
- * tokens (T, C) -> (C,) are the case kernel = (in_h, in_w), out = 1 x 1 (tokens: in_h = T, in_w = 1). */
-typedef struct {
-    int32_t in_h, in_w, channels;
-    int32_t out_h, out_w;
-    int32_t kernel_h, kernel_w;
-    int32_t stride_h, stride_w;
-    int32_t pad_top, pad_left, pad_bottom, pad_right;
-    int32_t in_zp, out_zp;
-    int32_t multiplier, shift;
-    int32_t act_min, act_max;
-} pqlr_avg_pool2d_params;
-
 /* requantize: y = pqlr_requantize_out(x - in_zp, multiplier, shift, out_zp, act_min, act_max) */
 typedef struct {
     int32_t size;
@@ -236,13 +209,6 @@ pqlr_status pqlr_fully_connected_s8(const pqlr_fully_connected_params *p, const 
 pqlr_status pqlr_fully_connected_s16(const pqlr_fully_connected_params *p, const int16_t *input,
                                      const int8_t *weights, const int32_t *bias,
                                      const int32_t *multiplier, const int8_t *shift, int16_t *output);
-
-pqlr_status pqlr_add_s8(const pqlr_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *output);
-pqlr_status pqlr_add_s16(const pqlr_add_params *p, const int16_t *in1, const int16_t *in2,
-                         int16_t *output);
-
-pqlr_status pqlr_avg_pool2d_s8(const pqlr_avg_pool2d_params *p, const int8_t *input, int8_t *output);
-pqlr_status pqlr_avg_pool2d_s16(const pqlr_avg_pool2d_params *p, const int16_t *input, int16_t *output);
 
 /* requantize between storage types: _s8 and _s16 keep the type, _s8_s16 reads int8 and writes
  * int16, _s16_s8 reads int16 and writes int8. */

@@ -33,6 +33,7 @@
 #define PQLR_NN_OPT_H
 
 #include "pqlr_nn.h"
+#include "pqlr_pool.h"
 
 pqlr_status pqlr_conv2d_s8_opt(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *weights,
                                const int32_t *bias, const int32_t *multiplier, const int8_t *shift,

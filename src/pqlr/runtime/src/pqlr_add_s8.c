@@ -1,7 +1,7 @@
 /* pqlr_add_s8.c: reference element-wise add of two int8 tensors with different quantization,
  * TFLite style (left shift, per-input rescale, output rescale; see pqlr_add_params).
- * Oracle: pqlr.ir.ops_nn add. */
-#include "pqlr_nn.h"
+ * Oracle: pqlr.ir.ops_elem add. */
+#include "pqlr_elem.h"
 
 pqlr_status pqlr_add_s8(const pqlr_add_params *p, const int8_t *in1, const int8_t *in2, int8_t *output)
 {

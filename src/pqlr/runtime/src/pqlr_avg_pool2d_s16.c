@@ -1,7 +1,7 @@
 /* pqlr_avg_pool2d_s16.c: reference average pooling of an int16 HWC map (also global average
  * pooling and the mean over tokens); 1 / window is folded into the multiplier, padding counts as in_zp.
- * Oracle: pqlr.ir.ops_nn avg_pool2d and mean. */
-#include "pqlr_nn.h"
+ * Oracle: pqlr.ir.ops_pool avg_pool2d and mean. */
+#include "pqlr_pool.h"
 
 pqlr_status pqlr_avg_pool2d_s16(const pqlr_avg_pool2d_params *p, const int16_t *input,
                                int16_t *output)

@@ -1,7 +1,7 @@
 /* pqlr_avg_pool2d_s8.c: reference average pooling of an int8 HWC map (also global average pooling
  * and the mean over tokens); 1 / window is folded into the multiplier, padding counts as in_zp.
- * Oracle: pqlr.ir.ops_nn avg_pool2d and mean. */
-#include "pqlr_nn.h"
+ * Oracle: pqlr.ir.ops_pool avg_pool2d and mean. */
+#include "pqlr_pool.h"
 
 pqlr_status pqlr_avg_pool2d_s8(const pqlr_avg_pool2d_params *p, const int8_t *input, int8_t *output)
 {

@@ -4,7 +4,7 @@
  * Windows that lie inside the input sum four channels at a time with one pointer walking the
  * window (4 loads + 4 adds per 4 elements) and take the zero point out of the loop:
  *     sum (x - zp) = sum x - (window taps) * zp        exact: |sum x| <= 128 * taps, and the
- * reference's own bound (kernel_h * kernel_w * 255 < 2^31, ops_nn) covers every partial sum.
+ * reference's own bound (kernel_h * kernel_w * 255 < 2^31, ops_pool) covers every partial sum.
  * Windows that read padding, and channels left over after the blocks of 4, take the reference loop. */
 #include "pqlr_nn_opt.h"
 
