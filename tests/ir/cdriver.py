@@ -25,12 +25,19 @@ from pqlr.runtime import SRC_DIR
 from pqlr.runtime.build import cache_dir, compile_c
 
 UBSAN_FLAGS = ["-fsanitize=undefined", "-fno-sanitize-recover=undefined"]
-# The kernel files of each op family, one per op and activation dtype.
-NN_SOURCES = [f"pqlr_{op}_{dt}.c" for op in ("conv2d", "depthwise_conv2d", "fully_connected")
-              for dt in ("s8", "s16")] + [f"pqlr_requantize_{v}.c" for v in ("s8", "s16", "s8_s16", "s16_s8")]
-ELEM_SOURCES = [f"pqlr_{op}_{dt}.c" for op in ("add",) for dt in ("s8", "s16")]
-POOL_SOURCES = [f"pqlr_{op}_{dt}.c" for op in ("avg_pool2d",) for dt in ("s8", "s16")]
-SHAPE_SOURCES: list[str] = []
+# The kernel files of each op family, one per op and activation dtype (optimized *_opt.c variants and
+# in-place kernels are tested on their own): every runtime/src/pqlr_<op>_<s8|s16>[_<s8|s16>].c of the ops.
+def family_sources(*ops: str) -> list[str]:
+    import re
+    pat = re.compile(rf"pqlr_({'|'.join(ops)})_s(8|16)(_s(8|16))?\.c")
+    return sorted(p.name for p in SRC_DIR.glob("pqlr_*.c") if pat.fullmatch(p.name))
+
+
+NN_SOURCES = family_sources("conv2d", "depthwise_conv2d", "fully_connected", "requantize")
+ELEM_SOURCES = family_sources("add", "sub", "mul", "prelu", "channel_affine")
+POOL_SOURCES = family_sources("avg_pool2d", "avg_pool2d_var", "max_pool2d", "mean", "adaptive_avg_pool2d",
+                              "adaptive_max_pool2d")
+SHAPE_SOURCES = family_sources("slice", "pad")
 C_TYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.int16): "int16_t", np.dtype(np.int32): "int32_t",
            np.dtype(np.uint8): "uint8_t"}
 
