@@ -1,6 +1,8 @@
 """In-place pointwise / depthwise convolutions: the kernels == the NumPy oracle when output == input
-(ctypes, UBSan, guard bytes around every buffer), and DS-CNN-S W8A8 planned with them fits in
-12 KB of RAM (TFLite Micro: 24.3 KB) with generated C == oracle on the host and on RV32IMAC."""
+(ctypes, UBSan, guard bytes around every buffer; (H, W, C) maps and 1-D (T, C) ones), dilated or
+grouped layers are never run in place (no scratch size; the C refuses them, writing nothing), and
+DS-CNN-S W8A8 planned with them fits in 12 KB of RAM (TFLite Micro: 24.3 KB) with generated C ==
+oracle on the host and on RV32IMAC."""
 from __future__ import annotations
 
 import shutil
@@ -34,15 +36,17 @@ def lib():
 
 
 def conv_node(rng, op: str, h: int, w: int, c_in: int, c_out: int, kernel, pads, wbits: int,
-              stride=(1, 1)) -> tuple[Node, Graph]:
-    """One s8 conv2d / depthwise_conv2d layer with random weights, qparams, bias and clamp."""
+              stride=(1, 1), dilation=(1, 1), groups: int = 1, rank: int = 3) -> tuple[Node, Graph]:
+    """One s8 conv2d / depthwise_conv2d layer with random weights, qparams, bias and clamp; rank 2:
+    the (h, c) map of a 1-D convolution (w must be 1)."""
     kh, kw = kernel
-    oh = (h + pads[0] + pads[2] - kh) // stride[0] + 1
-    ow = (w + pads[1] + pads[3] - kw) // stride[1] + 1
+    oh = (h + pads[0] + pads[2] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
+    ow = (w + pads[1] + pads[3] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     zp_in, zp_out = (int(v) for v in rng.integers(-128, 128, 2))
-    x = Tensor("x", (h, w, c_in), "s8", 8, 0.05, zp_in)
-    y = Tensor("y", (oh, ow, c_out), "s8", 8, 0.1, zp_out)
-    k = kh * kw * (1 if op == "depthwise_conv2d" else c_in)
+    assert rank == 3 or w == ow == 1
+    x = Tensor("x", (h, w, c_in) if rank == 3 else (h, c_in), "s8", 8, 0.05, zp_in)
+    y = Tensor("y", (oh, ow, c_out) if rank == 3 else (oh, c_out), "s8", 8, 0.1, zp_out)
+    k = kh * kw * (1 if op == "depthwise_conv2d" else c_in // groups)
     lo, hi = P.weight_range(wbits)
     wv = rng.integers(lo, hi + 1, (c_out, k)) if wbits > 1 else rng.choice([-1, 1], (c_out, k))
     w_scale = 2.0 ** rng.uniform(-6, -2, c_out if rng.random() < 0.5 else 1)
@@ -51,6 +55,10 @@ def conv_node(rng, op: str, h: int, w: int, c_in: int, c_out: int, kernel, pads,
               **requant_params(x.scale, w_scale, y.scale)}
     attrs = {"kernel": kernel, "stride": stride, "padding": pads, "wbits": wbits,       # some clamp
              "act_min": int(rng.integers(-128, -32)), "act_max": int(rng.integers(32, 128))}
+    if dilation != (1, 1):
+        attrs["dilation"] = dilation
+    if groups != 1:
+        attrs["groups"] = groups
     node = Node("layer0", op, ["x"], ["y"], attrs, params)
     g = Graph({"x": x, "y": y}, [node], ["x"], ["y"])
     return node, g
@@ -143,6 +151,50 @@ def test_layers_that_cannot_run_in_place(lib):
         assert cdriver.call(lib, "pqlr_conv2d_1x1_inplace_s8", p, buf, prm["weight"], prm["bias"],
                             prm["multiplier"], prm["shift"], buf, s) == -1
         p.ch_end = 4
+
+
+@pytest.mark.parametrize("op,kernel,pads", [("conv2d", (1, 1), (0, 0, 0, 0)), ("depthwise_conv2d", (3, 1), (1, 0, 1, 0)),
+                                            ("depthwise_conv2d", (5, 1), (1, 0, 3, 0))])
+def test_conv1d_in_place_matches_oracle(lib, op, kernel, pads):
+    """A 1-D (T, C) layer is the (T, 1, C) map: pointwise and 'same' depthwise run in place."""
+    rng = np.random.default_rng(17)
+    c_out = 7 if op == "conv2d" else 5
+    node, g = conv_node(rng, op, 13, 1, 5, c_out, kernel, pads, 4, rank=2)
+    assert in_place_scratch_bytes(node, g) == (c_out if op == "conv2d" else (pads[0] + 1) * 5)
+    check(lib, node, g, rng)
+
+
+NOT_IN_PLACE = [  # (op, h, w, c_in, c_out, kernel, pads, dilation, groups, rank): shapes that would fit
+    ("depthwise_conv2d", 6, 5, 4, 4, (3, 3), (2, 2, 2, 2), (2, 2), 1, 3),   # 'same' size, dilated
+    ("depthwise_conv2d", 9, 1, 4, 4, (3, 1), (2, 0, 2, 0), (2, 1), 1, 2),   # 1-D, dilated
+    ("conv2d", 6, 5, 4, 6, (1, 1), (0, 0, 0, 0), (1, 1), 2, 3),             # grouped pointwise
+    ("conv2d", 6, 5, 4, 8, (1, 1), (0, 0, 0, 0), (1, 1), 4, 3),             # depthwise as groups
+    ("conv2d", 6, 5, 4, 4, (1, 1), (0, 0, 0, 0), (2, 2), 1, 3),             # dilated 1x1 (no effect, refused)
+    ("depthwise_conv2d", 6, 5, 4, 4, (1, 1), (0, 0, 0, 0), (1, 3), 1, 3),   # likewise: only dilation refuses it
+]
+
+
+@pytest.mark.parametrize("case", NOT_IN_PLACE)
+def test_dilated_and_grouped_layers_never_run_in_place(lib, case):
+    """No scratch size (the planner keeps them out of place), a marked node is refused, and the C
+    in-place kernel returns -1 for the layer's struct, writing nothing (scratch and buffer intact)."""
+    op, h, w, c_in, c_out, kernel, pads, dilation, groups, rank = case
+    node, g = conv_node(np.random.default_rng(3), op, h, w, c_in, c_out, kernel, pads, 8,
+                        dilation=dilation, groups=groups, rank=rank)
+    assert in_place_scratch_bytes(node, g) is None
+    marked = Node(node.name, node.op, node.inputs, node.outputs, {**node.attrs, "in_place": True}, node.params)
+    with pytest.raises(UnsupportedError, match="no in-place kernel fits"):
+        c_kernel(marked, g)
+    k = c_kernel(node, g)                                    # the reference call, same struct
+    p = cdriver.int32_struct(k.struct_type, STRUCT_FIELDS[k.struct_type])(**k.fields)
+    buf = np.full(h * w * max(c_in, c_out), PAINT, np.int8)
+    scratch = np.full(1024, PAINT, np.int8)
+    prm = node.params
+    assert cdriver.call(lib, IN_PLACE_KERNELS[op], p, buf, prm["weight"], prm["bias"], prm["multiplier"],
+                        prm["shift"], buf, scratch) == -1
+    assert (buf == PAINT).all() and (scratch == PAINT).all()
+    y = NN_OPS[op].run([np.zeros((1, *g.tensor("x").shape), np.int8)], node, g)     # the oracle runs it
+    assert y.shape == (1, *g.tensor("y").shape)
 
 
 # ---------------------------------------------------------------- DS-CNN-S W8A8, whole model

@@ -9,15 +9,26 @@ import argparse
 import sys
 from dataclasses import replace
 
+from ..compress.lowrank import LowRankConfig
 from ..errors import PqlrError
 from ..io import parse_bytes, write_json
+from ..pipeline import PipelineConfig, run_pipeline
+from ..pipeline.recipe import load_recipe
 
 EPILOG = """examples:
   pqlr-compress --model tinybert --dataset kws_chinese --sparse 0.7 --wbits 4 --rank 16 \\
       --teacher tinybert-6l --output micro_kws.bin
   pqlr-compress --model ds-cnn-s --dataset fsdd:../shared/data/fsdd/recordings --holdout-speaker theo \\
       --sparse 0.5 --wbits 8 --abits 8 --quant-method ptq --output runs/dscnn.bin --ram 12KB
+  pqlr-compress --model examples/models/resnet8.py:ResNet8 --teacher examples/models/resnet8.py:ResNet8Wide \\
+      --dataset npz:digits_32.npz --sparse 0.3 --wbits 8 --output runs/resnet8.bin
+  pqlr-compress --model examples/models/fc_autoencoder.py:FCAutoencoder --task anomaly \\
+      --dataset npz:anomaly.npz --sparse 0.3 --wbits 8 --output runs/ae.bin
   pqlr-compress --recipe recipes/kws.yaml --resume
+
+Any nn.Module is captured with torch.fx (file.py:Class, called as Class(n_classes=N, input_shape=S)
+with S one sample's shape); the supported operations are listed in docs/ops.md. An unsupported op
+fails before training, naming the node and your line of code.
 
 writes OUTPUT.bin and a folder OUTPUT/ (C sources, FreeRTOS task, report.json, report.md)."""
 
@@ -25,13 +36,21 @@ writes OUTPUT.bin and a folder OUTPUT/ (C sources, FreeRTOS task, report.json, r
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("what to compress")
     g.add_argument("--model", help="zoo name (tinybert, microbert-2l, microbert-fast, ds-cnn-s, ...), "
-                   "a .safetensors checkpoint, or file.py:Class (default: tinybert)")
-    g.add_argument("--dataset", help="kws_chinese, kws_english, fsdd:PATH, speech_commands:PATH (default: kws_chinese)")
+                   "a .safetensors checkpoint, or your own file.py:Class (default: tinybert)")
+    g.add_argument("--dataset", help="kws_chinese, kws_english, fsdd:PATH, speech_commands:PATH (audio, MFCC "
+                   "features), npz:FILE (arrays x, y [, x_val, y_val, x_test, y_test]), images:DIR (a folder "
+                   "per class) (default: kws_chinese)")
+    g.add_argument("--task", choices=["classify", "anomaly"],
+                   help="classify (accuracy) or anomaly (an autoencoder, scored by ROC AUC; distillation "
+                        "matches the teacher's outputs); default: the dataset's")
     g.add_argument("--words", help="comma-separated keywords for speech_commands (others become _unknown_)")
     g.add_argument("--holdout-speaker", help="FSDD: test on this speaker only (speaker-disjoint split)")
     g = p.add_argument_group("prune (network slimming)")
     g.add_argument("--sparse", type=float, help="fraction of channels / heads / FFN neurons to remove (article: 0.7)")
     g.add_argument("--prune-method", choices=["structured", "magnitude", "2:4"])
+    g.add_argument("--prune-importance", choices=["auto", "bn", "l2"],
+                   help="how units are ranked: BatchNorm gammas (network slimming), the group's weight L2 "
+                        "norm, or auto (gammas where a group has BatchNorms, else L2); see `pqlr prune --explain`")
     g.add_argument("--prune-epochs", type=int, help="fine-tuning epochs after the cut (article: 5)")
     g = p.add_argument_group("quantize (LSQ+)")
     g.add_argument("--wbits", type=int, help="weight bits: 8, 4, 2 or 1 (binary)")
@@ -47,7 +66,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lowrank-energy", type=float, help="instead of --rank: keep this fraction of sigma^2")
     g.add_argument("--lowrank-epochs", type=int)
     g = p.add_argument_group("distill")
-    g.add_argument("--teacher", help="zoo name (trained on the same data and cached) or a .safetensors checkpoint")
+    g.add_argument("--teacher", help="zoo name or file.py:Class (trained on the same data and cached), or a "
+                   ".safetensors checkpoint")
     g.add_argument("--temperature", type=float, help="softmax temperature T (article: 6)")
     g.add_argument("--alpha", type=float, help="weight of the soft-target loss (article: 0.7)")
     g.add_argument("--distill-epochs", type=int)
@@ -75,10 +95,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args):
-    from ..compress.pipeline import PipelineConfig
-    from ..compress.recipe import load_recipe
-
-    top = {k: getattr(args, k) for k in ("model", "dataset", "holdout_speaker", "teacher", "epochs", "teacher_epochs",
+    top = {k: getattr(args, k) for k in ("model", "dataset", "holdout_speaker", "teacher", "task", "epochs",
+                                        "teacher_epochs",
                                         "prune_epochs", "qat_epochs", "lowrank_epochs", "distill_epochs",
                                         "batch_size", "lr", "finetune_lr", "tiles", "target", "seed", "device", "output")}
     top = {k: v for k, v in top.items() if v is not None}
@@ -96,7 +114,7 @@ def config_from_args(args):
         top["per_class"] = args.per_class
     base = load_recipe(args.recipe) if args.recipe else PipelineConfig()
     sections = {
-        "prune": {"sparse": args.sparse, "method": args.prune_method},
+        "prune": {"sparse": args.sparse, "method": args.prune_method, "importance": args.prune_importance},
         "quant": {"wbits": args.wbits, "abits": args.abits, "calib": args.calib, "method": args.quant_method,
                   "init": args.quant_init},
         "distill": {"temperature": args.temperature, "alpha": args.alpha},
@@ -106,16 +124,12 @@ def config_from_args(args):
         if values:
             top[name] = replace(getattr(base, name), **values)
     if args.rank is not None or args.lowrank_energy is not None:
-        from ..compress.lowrank import LowRankConfig
-
         top["lowrank"] = LowRankConfig(rank=args.rank if args.lowrank_energy is None else None,
                                        energy=args.lowrank_energy)
     return replace(base, **top)
 
 
 def run(args) -> int:
-    from ..compress.pipeline import run_pipeline
-
     cfg = config_from_args(args)
     if args.threads is not None:
         if args.threads < 1:

@@ -1,53 +1,58 @@
-"""`pqlr info`: parameters, MACs and output shape per layer of a model, as a table and as JSON."""
+"""`pqlr info`: parameters, MACs and output shape per node of any model (captured with torch.fx),
+as a table and as JSON."""
 from __future__ import annotations
 
 import re
 
+from ..capture import capture
+from ..capture.stats import graph_stats
 from ..errors import PqlrError
+from ..io import write_json
+from ..models import resolve_model, sample_shape
 
 
-def input_shape(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"\s*(\d+)\s*[xX,]\s*(\d+)\s*", text)
-    if not m or min(int(m.group(1)), int(m.group(2))) < 1:
-        raise PqlrError(f"--input-shape {text!r}: give FRAMESxFEATURES, e.g. 49x10")
-    return int(m.group(1)), int(m.group(2))
+def parse_shape(text: str) -> tuple[int, ...]:
+    """"1x49x10", "3x32x32", "640" -> a sample shape (no batch)."""
+    parts = [p for p in re.split(r"\s*[xX,]\s*", text.strip()) if p]
+    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise PqlrError(f"--input-shape {text!r}: give one sample's shape, e.g. 1x49x10, 3x32x32 or 640")
+    return tuple(int(p) for p in parts)
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("info", help="parameters and MACs per layer of a model",
-                       description="Count parameters, MACs (per inference) and output shapes layer by layer.")
+    p = sub.add_parser("info", help="parameters and MACs per layer of any model",
+                       description="Capture a model (torch.fx) and count parameters, MACs (per inference, "
+                                   "conv/linear/matmul multiply-accumulates), element operations (BatchNorm, "
+                                   "activations, adds, pooling) and output shapes node by node.",
+                       epilog="examples:\n  pqlr info --model ds-cnn-s\n"
+                              "  pqlr info --model examples/models/resnet8.py:ResNet8 --input-shape 3x32x32 --classes 10\n"
+                              "  pqlr info --model runs/model.safetensors --json info.json")
     p.add_argument("--model", required=True, metavar="NAME|CKPT|FILE.py:CLASS")
     p.add_argument("--classes", type=int, default=12, help="output classes for zoo/user models (default 12)")
-    p.add_argument("--input-shape", default="49x10", help="FRAMESxFEATURES for zoo/user models (default 49x10)")
+    p.add_argument("--input-shape", default="1x49x10",
+                   help="one sample's shape, e.g. 1x49x10 (MFCC frames x coefficients, the default) or 3x32x32")
     p.add_argument("--json", default=None, metavar="FILE", help="write {params, macs, layers} here")
     p.set_defaults(func=run)
 
 
 def table(stats: dict) -> str:
-    rows = [(l["name"], l["type"], f"{l['params']:,}", f"{l['macs']:,}",
-             "x".join(str(s) for s in l["output_shape"]) if l["output_shape"] else "-") for l in stats["layers"]]
-    rows.append(("total", "", f"{stats['params']:,}", f"{stats['macs']:,}", ""))
-    head = ("layer", "type", "params", "MACs", "output")
-    widths = [max(len(r[i]) for r in rows + [head]) for i in range(5)]
-    fmt = lambda r: "  ".join(c.ljust(w) if i < 2 or i == 4 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    rows = [(l["name"], l["type"], f"{l['params']:,}", f"{l['macs']:,}", f"{l['element_ops']:,}",
+             "x".join(str(s) for s in l["output_shape"]) or "scalar") for l in stats["layers"]]
+    rows.append(("total", "", f"{stats['params']:,}", f"{stats['macs']:,}", f"{stats['element_ops']:,}", ""))
+    head = ("node", "type", "params", "MACs", "elem ops", "output")
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(6)]
+    fmt = lambda r: "  ".join(c.ljust(w) if i < 2 or i == 5 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
     line = "-" * len(fmt(head))
     return "\n".join([fmt(head), line, *map(fmt, rows[:-1]), line, fmt(rows[-1])])
 
 
 def run(args) -> int:
-    from ..io import write_json
-    from ..models import model_stats, resolve_model
-
     if args.classes < 2:
         raise PqlrError(f"--classes must be >= 2, got {args.classes}")
-    shape = input_shape(args.input_shape)
-    if args.model.endswith(".safetensors"):
-        from .train import load_checkpoint_model
-        model = load_checkpoint_model(args.model)[0]
-    else:
-        model = resolve_model(args.model, args.classes, shape, seed=0)
-    shape = tuple(getattr(getattr(model, "config", None), "input_shape", shape))
-    stats = model_stats(model, (1, *shape))
+    shape = parse_shape(args.input_shape)
+    model = resolve_model(args.model, args.classes, shape, seed=0)
+    shape = sample_shape(model, shape) if args.model.endswith(".safetensors") else shape
+    stats = graph_stats(capture(model, shape))
     print(table(stats))
     if args.json:
         write_json(args.json, {"model": args.model, "input_shape": list(shape), **stats})

@@ -1,4 +1,8 @@
-"""`pqlr train`: train a float KWS model on a dataset; writes OUT/model.safetensors + .json and metrics.
+"""`pqlr train`: train a float model on a dataset; writes OUT/model.safetensors + .json and metrics.
+
+Audio datasets go through the KWS front end; `npz:FILE` / `images:DIR` are tensors whose sample shape
+is the model's input shape (`--input-shape 3x32x32` sets the image size). `--task anomaly` trains an
+autoencoder (reconstruction loss) and reports ROC AUC.
 
 Under `torchrun --nproc-per-node N -m pqlr train ...` it trains data-parallel; rank 0 writes the files.
 """
@@ -7,12 +11,13 @@ from __future__ import annotations
 import math
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from ..errors import PqlrError
 
-DATA_HELP = ("speech_commands:PATH | folder:PATH | fsdd:PATH | kws_english[:N] | kws_chinese[:N]")
+DATA_HELP = ("speech_commands:PATH | folder:PATH | fsdd:PATH | kws_english[:N] | kws_chinese[:N] | "
+             "npz:FILE | images:DIR")
 
 
 def words_list(text: str) -> list[str]:
@@ -36,9 +41,33 @@ def add_data_args(p) -> None:
                    help="torch CPU threads (0 = torch's default; 1 is best on a busy machine)")
 
 
+def add_tensor_data_args(p) -> None:
+    """Flags of tensor datasets (npz:, images:) and the task, for `train` and `eval`."""
+    p.add_argument("--input-shape", default=None, metavar="SHAPE", type=shape_arg,
+                   help="one sample's shape, e.g. 3x32x32 (or 3,32,32). images: the channels (3 RGB, 1 gray) and "
+                        "size they are resized to (default 3x32x32, or the checkpoint's); npz: checked")
+    p.add_argument("--task", default=None, choices=("classify", "anomaly"),
+                   help="classify, or anomaly (an autoencoder trained on normal samples, scored by ROC AUC); "
+                        "default: the dataset's (npz `task` array), else classify")
+
+
+def shape_arg(text: str) -> tuple[int, ...]:
+    """"3x32x32", "3,32,32", "640" -> a sample shape; argparse reports a bad value as one line, exit 2."""
+    import argparse
+    import re
+    parts = [v for v in re.split(r"\s*[xX,]\s*", text.strip()) if v]
+    if not parts or not all(v.isdigit() and int(v) > 0 for v in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: give one sample's shape, e.g. 3x32x32, 1x16x16 or 640")
+    return tuple(int(v) for v in parts)
+
+
 def data_options(args) -> dict:
-    return {"spec": args.dataset, "words": words_list(args.words) if args.words else None,
-            "holdout_speaker": args.holdout_speaker, "per_class": args.per_class, "seed": args.data_seed}
+    o = {"spec": args.dataset, "words": words_list(args.words) if args.words else None,
+         "holdout_speaker": args.holdout_speaker, "per_class": args.per_class, "seed": args.data_seed}
+    for key in ("input_shape", "task"):
+        if getattr(args, key, None) is not None:
+            o[key] = list(getattr(args, key)) if key == "input_shape" else getattr(args, key)
+    return o
 
 
 def is_main_rank() -> bool:
@@ -53,23 +82,39 @@ def apply_threads(args) -> None:
         torch.set_num_threads(args.threads)
 
 
-def load_data(args, progress: bool):
+def load_data(args, progress: bool, meta: dict | None = None):
+    """The dataset of the flags; `meta` of a checkpoint gives the input shape and task unless flags do."""
     from ..data import load_dataset
-    o = data_options(args)
+    o, meta = data_options(args), meta or {}
+    shape = o.get("input_shape") or meta.get("input_shape")
     return load_dataset(o["spec"], words=o["words"], holdout_speaker=o["holdout_speaker"], seed=o["seed"],
-                        cache_dir=args.cache_dir, per_class=o["per_class"], progress=progress and is_main_rank())
+                        cache_dir=args.cache_dir, per_class=o["per_class"], progress=progress and is_main_rank(),
+                        input_shape=tuple(shape) if shape else None, task=o.get("task") or meta.get("task"))
+
+
+def tensor_data(data) -> bool:
+    from ..train.batches import is_tensor_data
+    return is_tensor_data(data)
+
+
+def model_input_shape(data, features) -> tuple[int, ...]:
+    """One sample's shape, what a new model is built for: (1, frames, features) of the front end for
+    audio, the samples' own shape for tensor data (zoo models take (1, frames, features) only)."""
+    return tuple(data.input_shape) if tensor_data(data) else (1, *features.shape)
 
 
 def add_parser(sub) -> None:
     from ..data import AugmentConfig
     from ..train import TrainConfig
     d = TrainConfig()
-    p = sub.add_parser("train", help="train a float model on a KWS dataset",
+    p = sub.add_parser("train", help="train a float model on a dataset (audio, npz arrays, images)",
                        description="Train a float model (zoo name, checkpoint, or file.py:Class) on a keyword-"
-                                   "spotting dataset; write OUT/model.safetensors + OUT/model.json and metrics.")
+                                   "spotting, npz or image dataset; write OUT/model.safetensors + OUT/model.json "
+                                   "and metrics.")
     p.add_argument("--model", required=True, metavar="NAME|CKPT|FILE.py:CLASS",
                    help="zoo name (e.g. ds-cnn-s), a .safetensors checkpoint to fine-tune, or file.py:ClassName")
     add_data_args(p)
+    add_tensor_data_args(p)
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr})")
@@ -139,11 +184,12 @@ def load_checkpoint_model(path: str):
     tensors, meta = load_state(path)
     meta = meta or {}
     try:
-        features = FeatureConfig(**meta.get("features", {}))
+        features = FeatureConfig(**(meta.get("features") or {}))   # None: tensor data, front end unused
     except TypeError as e:
         raise PqlrError(f"{path}: bad feature config beside it ({e})") from None
     if "user_model" in meta:
-        model = load_user_model(meta["user_model"], len(meta.get("classes", [])), features.shape)
+        shape = meta.get("input_shape") or (1, *features.shape)
+        model = load_user_model(meta["user_model"], len(meta.get("classes", [])), tuple(shape))
         model.load_state_dict(tensors)
     else:
         model = load_model(path)[0]
@@ -179,26 +225,32 @@ def run(args) -> int:
     apply_threads(args)
     if args.model.endswith(".safetensors"):           # fine-tune a trained model with its own front end
         model, meta, features = load_checkpoint_model(args.model)
-        data = load_data(args, progress)
+        data = load_data(args, progress, meta)
         check_classes(args.model, meta, data)
+        shape = meta.get("input_shape") or (1, *features.shape)
     else:
         features = FeatureConfig()
         data = load_data(args, progress)
-        model = resolve_model(args.model, len(data.classes), features.shape, seed=args.seed)
+        shape = model_input_shape(data, features)
+        model = resolve_model(args.model, len(data.classes), shape, seed=args.seed)
+    cfg = replace(cfg, task=args.task or data.task)
+    tensors = tensor_data(data)
     acfg = augment_config(args, data)
     try:
         result = train(model, data, cfg, features=features, checkpoint_dir=str(out / "checkpoints"),
                        resume=args.resume, progress=progress, augment_config=acfg)
-        test = evaluate(model, data.test, features) if len(data.test) else None
-        metrics = {"accuracy": test.accuracy if test else None,
+        test = evaluate(model, data.test, features, task=cfg.task) if len(data.test) else None
+        metrics = {"accuracy": test.accuracy if test else None, "metric": test.metric if test else None,
+                   "task": cfg.task,
                    "val_accuracy": None if math.isnan(result.accuracy) else result.accuracy,
                    "loss": result.loss, "epochs": result.epochs, "seconds": round(result.seconds, 3),
                    "test_loss": test.loss if test else None, "n_test": test.n if test else 0,
                    "n_train": len(data.train), "n_val": len(data.val), "model": args.model,
                    "dataset": data.name, "confusion": test.confusion if test else None}
         if is_main_rank():
-            meta = {"classes": list(data.classes), "features": asdict(features), "train": cfg.to_dict(),
-                    "augment": asdict(acfg) if cfg.augment else None,
+            meta = {"classes": list(data.classes), "features": None if tensors else asdict(features),
+                    "input_shape": list(shape), "task": cfg.task,
+                    "train": cfg.to_dict(), "augment": asdict(acfg) if cfg.augment and not tensors else None,
                     "dataset": data_options(args), "metrics": metrics, "history": result.history}
             if hasattr(model, "config"):
                 save_model(out / "model.safetensors", model, meta)
@@ -206,8 +258,8 @@ def run(args) -> int:
                 save_state(out / "model.safetensors", model.state_dict(), {"user_model": args.model, **meta})
             if args.json:
                 write_json(args.json, metrics)
-            acc = "n/a" if test is None else f"{test.accuracy:.4f}"
-            print(f"trained {args.model} on {data.name} ({len(data.classes)} classes): test accuracy {acc}, "
+            acc = "n/a" if test is None else f"{test.metric} {test.score:.4f}"
+            print(f"trained {args.model} on {data.name} ({len(data.classes)} classes): test {acc}, "
                   f"{result.epochs} epochs, {result.seconds:.1f} s -> {out / 'model.safetensors'}",
                   file=sys.stdout)
     finally:

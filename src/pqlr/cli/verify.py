@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..deploy.verify import summary, verify
 from ..errors import PqlrError
+from ..io import write_json
+from ..pipeline.checkpoint import fakequant_accuracy
 from .train import add_data_args, words_list
 
 TARGET_NAMES = ("host", "rv32imac", "cortex-m4")     # = pqlr.hw.emulate.TARGETS (checked again there)
@@ -35,9 +38,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..deploy.verify import summary, verify
-    from ..io import write_json
-
     if args.target not in TARGET_NAMES:
         raise PqlrError(f"unknown target {args.target!r}; choose one of {', '.join(TARGET_NAMES)}")
     if args.limit < 1:
@@ -45,9 +45,17 @@ def run(args) -> int:
     report = verify(args.model, args.target, dataset=args.dataset, split=args.split, limit=args.limit,
                     holdout_speaker=args.holdout_speaker, words=words_list(args.words) if args.words else None,
                     per_class=args.per_class, data_seed=args.data_seed, cache_dir=args.cache_dir,
-                    fakequant=args.fakequant, sanitize=args.sanitize, timeout_s=args.timeout,
+                    fakequant=_fakequant(args.fakequant), fakequant_source=args.fakequant,
+                    sanitize=args.sanitize, timeout_s=args.timeout,
                     kernels=args.kernels)
     if args.json:
         write_json(args.json, report)
     print(summary(report))
     return 0 if report["mismatches"] == 0 and not report["soft_float_symbols"] else 1
+
+
+def _fakequant(ckpt: str | None):
+    """The accuracy of a fake-quant stage checkpoint on the samples verify runs (None: none given)."""
+    if ckpt is None:
+        return None
+    return lambda feats, labels: fakequant_accuracy(ckpt, feats, labels)

@@ -3,6 +3,9 @@ optional TinyBERT-style hidden-state distillation (Jiao et al. 2020) for transfo
 
     kd_loss = alpha * T^2 * KL(softmax(z_t / T) || softmax(z_s / T)) + (1 - alpha) * CE(z_s, y)
 
+For a model that is not a classifier (task "anomaly": an autoencoder) the student matches the
+teacher's outputs: alpha * MSE(student, teacher) + (1 - alpha) * MSE(student, input).
+
 KL is averaged over the batch ("batchmean"); the T^2 factor keeps the soft-target gradients at the
 same scale as the hard-target ones when T changes (Hinton et al., section 2).
 
@@ -96,9 +99,9 @@ class DistillLoss(nn.Module):
     teacher layer `layer_map[i]`; the MSE between them is added with weight `hidden_weight`."""
 
     def __init__(self, teacher: nn.Module, cfg: DistillConfig, student: nn.Module | None = None,
-                 cache: bool = True):
+                 cache: bool = True, task: str = "classify"):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.task = cfg, task
         self.teacher = [teacher.eval()]     # a list: not a submodule, so not trained or checkpointed
         for p in teacher.parameters():
             p.requires_grad_(False)
@@ -138,6 +141,9 @@ class DistillLoss(nn.Module):
         return torch.stack([self._logits[k] for k in keys]).to(inputs.device)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        if self.task == "anomaly":        # an autoencoder: match the teacher's reconstruction and the input
+            t = self.teacher_logits(inputs)
+            return self.cfg.alpha * F.mse_loss(logits, t) + (1.0 - self.cfg.alpha) * F.mse_loss(logits, inputs)
         if not self.cfg.hidden:
             return kd_loss(logits, self.teacher_logits(inputs), labels, self.cfg)
         t_logits = self.teacher_logits(inputs)      # also fills the teacher's block outputs
@@ -158,6 +164,7 @@ class DistillLoss(nn.Module):
 
 
 def distill_loss_fn(teacher: nn.Module, cfg: DistillConfig = DistillConfig(), *,
-                    student: nn.Module | None = None, cache: bool = True) -> DistillLoss:
-    """A `loss_fn(logits, labels, inputs)` for `train()`; `student` is needed only with `cfg.hidden`."""
-    return DistillLoss(teacher, cfg, student=student, cache=cache)
+                    student: nn.Module | None = None, cache: bool = True, task: str = "classify") -> DistillLoss:
+    """A `loss_fn(outputs, labels, inputs)` for `train()`; `student` is needed only with `cfg.hidden`.
+    task "anomaly": alpha x MSE(student, teacher reconstruction) + (1 - alpha) x MSE(student, input)."""
+    return DistillLoss(teacher, cfg, student=student, cache=cache, task=task)

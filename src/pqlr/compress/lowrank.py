@@ -1,5 +1,7 @@
-"""Low-rank factorization: W (m x n) ~ U_r (m x r) . V_r (r x n) by truncated SVD, for Linear
-layers and 1x1 convolutions. A layer is skipped (and the summary says so) when the factors
+"""Low-rank factorization, a pass on the captured graph: W (m x n) ~ U_r (m x r) . V_r (r x n) by
+truncated SVD, for every Linear and every kernel-1 Conv1d/Conv2d (ungrouped, unpadded); the layer
+becomes two layers of its own kind (`<path>.first`: n -> r, no bias, carrying the stride;
+`<path>.second`: r -> m with the bias). A layer is skipped (and the summary says so) when the factors
 would not save deployed bytes: each output channel of a deployed layer costs its packed weight row
 plus an int32 bias, an int32 multiplier and an int8 shift, and the factorized form has r + m such
 channels instead of m (`deployed_bytes`).
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..capture import CNode, GraphModel
 from ..errors import PqlrError
 from ..primitives import packed_row_bytes
 
@@ -37,37 +40,15 @@ class LowRankConfig:
         object.__setattr__(self, "exclude", tuple(self.exclude))
 
 
-class LowRankLinear(nn.Module):
-    """y = second(first(x)): first = Linear(n -> r, no bias), second = Linear(r -> m, bias)."""
-
-    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True):
-        super().__init__()
-        self.in_features, self.out_features, self.rank = in_features, out_features, rank
-        self.first = nn.Linear(in_features, rank, bias=False)
-        self.second = nn.Linear(rank, out_features, bias=bias)
-
-    def forward(self, x):
-        return self.second(self.first(x))
-
-
-class LowRankConv1x1(nn.Module):
-    """A 1x1 convolution as two 1x1 convolutions through `rank` channels."""
-
-    def __init__(self, in_channels: int, out_channels: int, rank: int, bias: bool = True):
-        super().__init__()
-        self.rank = rank
-        self.first = nn.Conv2d(in_channels, rank, 1, bias=False)
-        self.second = nn.Conv2d(rank, out_channels, 1, bias=bias)
-
-    def forward(self, x):
-        return self.second(self.first(x))
-
-
-def _matrix(m: nn.Module) -> torch.Tensor | None:
+def _matrix(gm: GraphModel, node) -> torch.Tensor | None:
+    """The (out, in) matrix of a Linear or of a kernel-1, ungrouped, unpadded conv node (else None)."""
+    if node.op not in ("linear", "conv") or sum(1 for n in gm.graph.nodes if n.module == node.module) != 1:
+        return None
+    m = gm.module(node.module)
     if isinstance(m, nn.Linear):
         return m.weight.detach()
-    if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.groups == 1 and m.stride == (1, 1):
-        return m.weight.detach()[:, :, 0, 0]
+    if set(m.kernel_size) == {1} and m.groups == 1 and all(p == (0, 0) for p in node.attrs["padding"]):
+        return m.weight.detach().reshape(m.weight.shape[0], -1)
     return None
 
 
@@ -93,12 +74,25 @@ def factorize(w: torch.Tensor, r: int) -> tuple[torch.Tensor, torch.Tensor]:
     return (U[:, :r] * root).float(), (root[:, None] * Vh[:r]).float()
 
 
-def apply(model: nn.Module, cfg: LowRankConfig, wbits: int = 8) -> tuple[nn.Module, list[dict]]:
-    """Replace eligible layers in place; returns (model, per-layer summary incl. skipped ones).
+def _factor_modules(m: nn.Module, r: int) -> tuple[nn.Module, nn.Module]:
+    """(first: in -> r, no bias; second: r -> out, with m's bias) of the same kind as m."""
+    if isinstance(m, nn.Linear):
+        return nn.Linear(m.in_features, r, bias=False), nn.Linear(r, m.out_features, bias=m.bias is not None)
+    conv = type(m)
+    first = conv(m.in_channels, r, 1, stride=m.stride, bias=False)
+    return first, conv(r, m.out_channels, 1, bias=m.bias is not None)
+
+
+@torch.no_grad()
+def apply(gm: GraphModel, cfg: LowRankConfig, wbits: int = 8) -> tuple[GraphModel, list[dict]]:
+    """Factorize eligible layers of a captured model in place: node N becomes N.first -> N.second
+    (modules <path>.first / <path>.second). Returns (model, per-layer summary incl. skipped ones).
     `wbits` is the weight bit-width the layers will be deployed at (it decides what saves bytes)."""
     summary = []
-    for name, m in list(model.named_modules()):
-        w = _matrix(m)
+    g = gm.graph
+    for node in list(g.nodes):
+        w = _matrix(gm, node)
+        name = node.module
         if w is None or (cfg.include and not any(s in name for s in cfg.include)) or any(s in name for s in cfg.exclude):
             continue
         out_f, in_f = w.shape
@@ -111,36 +105,29 @@ def apply(model: nn.Module, cfg: LowRankConfig, wbits: int = 8) -> tuple[nn.Modu
                                                 f"at {wbits}-bit ({before:,} B -> {after:,} B)")
             summary.append(row)
             continue
-        a, b = factorize(w, r)
-        has_bias = m.bias is not None
-        if isinstance(m, nn.Linear):
-            new = LowRankLinear(in_f, out_f, r, bias=has_bias)
-            new.first.weight.data.copy_(b)
-            new.second.weight.data.copy_(a)
-        else:
-            new = LowRankConv1x1(in_f, out_f, r, bias=has_bias)
-            new.first.weight.data.copy_(b[:, :, None, None])
-            new.second.weight.data.copy_(a[:, :, None, None])
-        if has_bias:
-            new.second.bias.data.copy_(m.bias.detach())
+        m = gm.module(name)
+        a, b = factorize(w, r)                              # (out, r), (r, in)
+        first, second = _factor_modules(m, r)
+        first.weight.copy_(b.reshape(first.weight.shape))
+        second.weight.copy_(a.reshape(second.weight.shape))
+        if m.bias is not None:
+            second.bias.copy_(m.bias.detach())
+        first.train(m.training), second.train(m.training)
+        ch = 0 if node.op == "conv" else len(node.shape) - 1
+        mid_shape = tuple(r if d == ch else s for d, s in enumerate(node.shape))
+        n1 = CNode(g.unique_name(f"{node.name}.first"), node.op, node.inputs, mid_shape, f"{name}.first",
+                   dict(node.attrs), node.source)
+        n2 = CNode(g.unique_name(f"{node.name}.second"), node.op, [n1.name], node.shape, f"{name}.second",
+                   {**node.attrs, "padding": tuple((0, 0) for _ in node.attrs["padding"])} if node.op == "conv"
+                   else dict(node.attrs), node.source)
+        gm.set_module(n1.module, first)
+        gm.set_module(n2.module, second)
+        g.insert_after(node.name, [n1, n2])
+        g.replace_uses(node.name, n2.name)
+        g.remove(node.name)
+        gm.set_module(name, None)
         rel = (torch.linalg.matrix_norm(w - a @ b) / torch.linalg.matrix_norm(w)).item()
         row.update(action="factorized", rel_error=rel)
         summary.append(row)
-        parent_name, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
-    return model, summary
-
-
-def restructure(model: nn.Module, summary: list[dict]) -> nn.Module:
-    """Rebuild the factorized structure recorded in `summary` (weights to be loaded afterwards)."""
-    for row in summary:
-        if row["action"] != "factorized":
-            continue
-        m = model.get_submodule(row["layer"])
-        out_f, in_f = row["shape"]
-        bias = m.bias is not None
-        new = (LowRankLinear(in_f, out_f, row["rank"], bias) if isinstance(m, nn.Linear)
-               else LowRankConv1x1(in_f, out_f, row["rank"], bias))
-        parent_name, _, child = row["layer"].rpartition(".")
-        setattr(model.get_submodule(parent_name) if parent_name else model, child, new)
-    return model
+    g.validate()
+    return gm, summary

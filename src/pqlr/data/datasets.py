@@ -2,7 +2,8 @@
 
 Specs: `speech_commands:PATH` (alias `folder:PATH`), `fsdd:PATH`, `kws_english[:N]`, `kws_chinese[:N]`
 (N = clips per class). Every loader returns a KwsData whose three AudioDatasets hold 1 s int16 clips at
-16 kHz; `info` says how the splits were made.
+16 kHz; `info` says how the splits were made. `npz:PATH` and `images:PATH` give a TensorData instead
+(pqlr.data.tensors: arrays / image folders, no audio front end).
 """
 from __future__ import annotations
 
@@ -35,6 +36,16 @@ class KwsData:
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(1, frames, features) of the default front end, FeatureConfig() (clips go through it)."""
+        from .features import FeatureConfig
+        return (1, *FeatureConfig().shape)
+
+    @property
+    def task(self) -> str:
+        return "classify"
 
     def summary(self) -> str:
         lines = [f"{self.name}: {self.n_classes} classes, "
@@ -249,13 +260,31 @@ def load_fsdd(root: str, *, holdout_speaker=None, seed=0, per_class=None, progre
 
 def load_dataset(spec: str, *, words: list[str] | None = None, holdout_speaker: str | None = None,
                  seed: int = 0, cache_dir: str | None = None, per_class: int | None = None,
-                 progress: bool = True) -> KwsData:
-    """Load a dataset by spec: speech_commands:PATH | folder:PATH | fsdd:PATH | kws_english[:N] | kws_chinese[:N]."""
-    from . import synth
+                 progress: bool = True, input_shape=None, task: str | None = None):
+    """Load a dataset by spec -> KwsData (audio) or TensorData (npz:, images:).
+
+    speech_commands:PATH | folder:PATH | fsdd:PATH | kws_english[:N] | kws_chinese[:N] | npz:FILE | images:DIR.
+    input_shape: (C, H, W) images are resized to (default (3, 32, 32)); for npz the samples' shape must
+    equal it; audio ignores it (its shape comes from the front end). task: "classify" | "anomaly"
+    (npz only; None = the archive's own `task` array, else classify)."""
+    from . import synth, tensors
 
     kind, _, arg = str(spec).partition(":")
     if per_class is not None and int(per_class) <= 0:
         raise PqlrError(f"per_class must be positive, got {per_class}")
+    if task is not None and task not in tensors.TASKS:
+        raise PqlrError(f"task {task!r} unknown (use {', '.join(tensors.TASKS)})")
+    if kind in ("npz", "images"):
+        if not arg:
+            raise PqlrError(f"dataset spec {spec!r} needs a path: {kind}:PATH")
+        if words or holdout_speaker:
+            raise PqlrError(f"dataset {kind}: words/holdout_speaker apply to audio datasets only")
+        if kind == "npz":
+            return tensors.load_npz(arg, input_shape=input_shape, task=task, seed=seed, per_class=per_class)
+        return tensors.load_images(arg, input_shape=input_shape or tensors.DEFAULT_IMAGE_SHAPE, seed=seed,
+                                   per_class=per_class, progress=progress, task=task)
+    if task not in (None, "classify"):
+        raise PqlrError(f"task {task!r} applies to npz: datasets only; {kind} is a keyword-spotting set")
     if kind in synth.SETS:
         if arg:
             if not arg.isdigit() or int(arg) <= 0:
@@ -275,4 +304,4 @@ def load_dataset(spec: str, *, words: list[str] | None = None, holdout_speaker: 
             raise PqlrError("words applies to speech_commands only (fsdd has the ten digits)")
         return load_fsdd(arg, holdout_speaker=holdout_speaker, seed=seed, per_class=per_class, progress=progress)
     raise PqlrError(f"unknown dataset spec {spec!r} (use speech_commands:PATH, folder:PATH, fsdd:PATH, "
-                    f"{', '.join(k + '[:N]' for k in synth.SETS)})")
+                    f"{', '.join(k + '[:N]' for k in synth.SETS)}, npz:FILE, images:DIR)")

@@ -18,15 +18,24 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from .. import primitives as P
+from ..data import FeatureConfig, KwsData, load_dataset
 from ..errors import PqlrError
+from ..hw.emulate import TARGETS, run_model
 from ..io import write_text
 from ..ir.graph import DTYPES, Graph
+from ..ir.interp import run_graph
+from ..ir.ops import OPS
+from ..ir.ops_select import use_variant
+from ..runtime import SRC_DIR
+from ..runtime.build import cache_dir
+from ..train.batches import DEFAULT_CACHE, compute_features
 from .binfmt import decode_bin, decode_bin_index, encode_bin
 from .codegen import generate
+from .inputs import input_int8
 from .plan import ArenaPlan, plan_graph, split_layers
 from .tiles import TilePlan, make_plan
 
@@ -41,8 +50,6 @@ def _write_sources(graph: Graph, arena: ArenaPlan, tiles: TilePlan, bin_bytes: b
     """Generate the C for (graph, arena plan, tile plan) into a content-addressed cache folder.
     -> (model + runtime .c files model.c needs, include folder). Streamed weights read the .bin
     embedded as a const array (model_flash.c, -DPQLR_EMBED_MODEL_BIN): on the targets it IS the flash."""
-    from ..runtime import SRC_DIR
-    from ..runtime.build import cache_dir
 
     if tiles.streamed and tiles.n_tiles:
         data = bin_bytes if bin_bytes is not None else encode_bin(graph, tiles, dict(graph.meta))
@@ -91,9 +98,6 @@ def verify_graph(graph: Graph, tiles: TilePlan | None, inputs: np.ndarray, targe
     it byte for byte with run_graph. `bin_bytes`: the .bin the tile offsets come from (streamed
     plans; default: encoded from graph + tiles). `sanitize`: ASan/UBSan (host only).
     -> the report dict (see the module docstring and `pqlr verify --help`)."""
-    from ..hw.emulate import TARGETS, run_model
-    from ..ir.interp import run_graph
-    from ..ir.ops import OPS
 
     t0 = time.perf_counter()
     if target not in TARGETS:
@@ -116,7 +120,6 @@ def verify_graph(graph: Graph, tiles: TilePlan | None, inputs: np.ndarray, targe
     arena = plan_graph(graph, planner, in_place=(kernels == "reference"), split=split_layers(tiles))
 
     ref = run_graph(graph, x)                                           # (N, *output shape)
-    from ..ir.ops_select import use_variant
 
     with use_variant(kernels):
         sources, include = _write_sources(graph, arena, tiles, bin_bytes)
@@ -182,85 +185,52 @@ def _model_info(meta: dict, graph: Graph, key: str):
 
 def dataset_inputs(graph: Graph, meta: dict, data, split: str = "test",
                    limit: int | None = None) -> tuple[np.ndarray, np.ndarray, object, dict]:
-    """The first `limit` clips of `data.<split>` (a KwsData) as model inputs.
-    -> (inputs (N, *input shape) quantized to the input tensor's qparams, labels (N,),
-        float features (N, 1, frames, feats), info)."""
-    from ..data import FeatureConfig
-    from ..train.batches import compute_features
-
+    """The first `limit` samples of `data.<split>` as model inputs: audio clips through the model's
+    front end (its feature config in the meta), or a tensor dataset's samples as they are.
+    -> (inputs (N, *input shape) quantized and laid out as the graph takes them, labels (N,),
+        float samples (N, *PyTorch sample shape), info)."""
     classes = _model_info(meta, graph, "classes")
     if classes is not None and list(classes) != list(data.classes):
         raise PqlrError(f"the model's classes {list(classes)} differ from dataset {data.name}'s {list(data.classes)}")
-    fdict = _model_info(meta, graph, "feature")
-    if not isinstance(fdict, dict):
-        raise PqlrError("the model file has no feature config in its meta; pass quantized inputs instead")
-    try:
-        fcfg = FeatureConfig(**fdict)
-    except TypeError as e:
-        raise PqlrError(f"the model file's feature config is invalid ({e})") from None
     if split not in ("train", "val", "test"):
         raise PqlrError(f"split must be train, val or test, got {split!r}")
     ds = getattr(data, split)
     if len(ds) == 0:
         raise PqlrError(f"dataset {data.name}: the {split} split is empty")
-    if ds.sample_rate != fcfg.sample_rate or ds.clip_samples != fcfg.clip_samples:
-        raise PqlrError(f"dataset {data.name} has {ds.clip_samples} samples at {ds.sample_rate} Hz; the model's "
-                        f"front end wants {fcfg.clip_samples} at {fcfg.sample_rate} Hz")
     n = len(ds) if limit is None else min(int(limit), len(ds))
-    sub = ds.subset(np.arange(n))
-    feats = compute_features(sub, fcfg)                               # (N, 1, frames, feats) float32
-    t_in = graph.tensor(graph.inputs[0])
-    if feats[0].numel() != t_in.size:
-        raise PqlrError(f"front end gives {tuple(feats.shape[1:])} features; "
-                        f"the model input {t_in.name} is {t_in.shape}")
-    q = P.quantize_act(feats[:, 0].numpy(), t_in.scale, t_in.zero_point, t_in.bits)
-    x = q.astype(DTYPES[t_in.dtype]).reshape(n, *t_in.shape)
+    fdict = _model_info(meta, graph, "feature")
+    if isinstance(data, KwsData):
+        if not isinstance(fdict, dict):
+            raise PqlrError("the model file has no feature config in its meta; pass quantized inputs instead")
+        try:
+            fcfg = FeatureConfig(**fdict)
+        except TypeError as e:
+            raise PqlrError(f"the model file's feature config is invalid ({e})") from None
+        if ds.sample_rate != fcfg.sample_rate or ds.clip_samples != fcfg.clip_samples:
+            raise PqlrError(f"dataset {data.name} has {ds.clip_samples} samples at {ds.sample_rate} Hz; the model's "
+                            f"front end wants {fcfg.clip_samples} at {fcfg.sample_rate} Hz")
+        sub = ds.subset(np.arange(n))
+        feats, labels = compute_features(sub, fcfg), np.asarray(sub.labels, dtype=np.int64)   # (N, 1, frames, feats)
+    else:
+        feats, y = DEFAULT_CACHE.get(ds, FeatureConfig())
+        feats, labels = feats[:n], y[:n].numpy()
+    x = input_int8(graph, feats)
     info = {"dataset": data.name, "split": split, "available": len(ds), "feature": fdict}
-    return x, np.asarray(sub.labels, dtype=np.int64), feats, info
-
-
-def _fakequant_accuracy(ckpt: str | Path, feats, labels: np.ndarray) -> float:
-    """Top-1 accuracy of a fake-quant model (a stage checkpoint of `pqlr compress`: safetensors with
-    "float.*" / "quant.*" tensors and model_config / quant_config in its JSON) on the same features."""
-    import torch
-
-    from ..compress.checkpoint import _load
-    from ..compress.quantize import QuantConfig, quantize_
-    from ..io import load_state
-    from ..models import model_from_config
-
-    path = Path(ckpt)
-    if not path.is_file():
-        raise PqlrError(f"--fakequant {path}: no such checkpoint")
-    tensors, meta = load_state(path)
-    meta = meta or {}
-    if not meta.get("quant_config") or not meta.get("model_config"):
-        raise PqlrError(f"--fakequant {path}: not a quantized stage checkpoint (no quant_config/model_config)")
-    model = model_from_config(meta["model_config"])
-    if meta.get("lowrank"):
-        from ..compress import lowrank
-        lowrank.restructure(model, meta["lowrank"])
-    _load(model, tensors, "float.", path)
-    qm = quantize_(model, QuantConfig(**meta["quant_config"]), step="prepare", calib=[feats[:8]])
-    if any(k.startswith("quant.w_int__") for k in tensors):
-        qm.freeze()                                   # a converted checkpoint: integer buffers too
-    _load(qm, tensors, "quant.", path)                # the learned steps/offsets replace the calibration
-    qm.eval()
-    with torch.no_grad():
-        pred = torch.cat([qm(feats[i:i + 256]) for i in range(0, len(feats), 256)]).argmax(dim=1).numpy()
-    return float(np.mean(pred == labels))
+    return x, labels, feats, info
 
 
 # ---------------------------------------------------------------- from a .bin
 def verify(bin_path: str | Path, target: str, inputs: np.ndarray | None = None, dataset=None, *,
            labels: np.ndarray | None = None, split: str = "test", limit: int | None = None,
            holdout_speaker: str | None = None, words: list[str] | None = None, per_class: int | None = None,
-           data_seed: int = 0, cache_dir: str | None = None, fakequant: str | Path | None = None,
+           data_seed: int = 0, cache_dir: str | None = None,
+           fakequant: Callable[[object, np.ndarray], float] | None = None, fakequant_source: str | None = None,
            sanitize: bool = False, timeout_s: float = 600, kernels: str = "reference") -> dict:
     """Verify the model file `bin_path` on `target`. Inputs: `inputs` (N, *input shape), already
-    quantized (with optional `labels`), or `dataset` (a spec for data.load_dataset, or a loaded
-    KwsData): the first `limit` clips of its `split`. The fake-quant accuracy comes from `fakequant`
-    (or meta["fakequant_checkpoint"]), computed on the same clips, else meta["accuracy_fakequant"]."""
+    quantized (with optional `labels`), or `dataset` (a spec for data.load_dataset, or loaded data):
+    the first `limit` samples of its `split`. The fake-quant accuracy comes from `fakequant(float
+    samples, labels)` (e.g. a stage checkpoint's model, pqlr.pipeline.checkpoint), computed on the same
+    samples, else from meta["accuracy_fakequant"]."""
     t0 = time.perf_counter()
     path = Path(bin_path)
     if limit is not None and int(limit) < 1:
@@ -272,7 +242,6 @@ def verify(bin_path: str | Path, target: str, inputs: np.ndarray | None = None, 
         graph, tiles, meta = decode_bin(data_bytes)
     except PqlrError as e:
         raise PqlrError(f"{path}: {e}") from None
-    from ..hw.emulate import TARGETS
     if target not in TARGETS:
         raise PqlrError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     feats, info = None, {}
@@ -283,7 +252,6 @@ def verify(bin_path: str | Path, target: str, inputs: np.ndarray | None = None, 
         labels = None if labels is None else np.asarray(labels)[:len(x)]
     elif dataset is not None:
         if isinstance(dataset, str):
-            from ..data import load_dataset
             dataset = load_dataset(dataset, words=words, holdout_speaker=holdout_speaker, seed=data_seed,
                                    cache_dir=cache_dir, per_class=per_class, progress=False)
         x, labels, feats, info = dataset_inputs(graph, meta, dataset, split, limit)
@@ -296,11 +264,10 @@ def verify(bin_path: str | Path, target: str, inputs: np.ndarray | None = None, 
     report.update(info)
     if limit is not None and limit > report["samples"]:
         report["notes"].append(f"--limit {limit}: the split has only {report['samples']} samples")
-    ckpt = fakequant or meta.get("fakequant_checkpoint")
-    if ckpt is not None and feats is not None:
-        report["accuracy_fakequant"] = _fakequant_accuracy(ckpt, feats, labels)
-        report["fakequant_source"] = str(ckpt)
-    elif ckpt is not None:
+    if fakequant is not None and feats is not None:
+        report["accuracy_fakequant"] = float(fakequant(feats, labels))
+        report["fakequant_source"] = fakequant_source or "given"
+    elif fakequant is not None:
         report["notes"].append("accuracy_fakequant needs dataset inputs (features): not computed")
     elif meta.get("accuracy_fakequant") is not None:
         report["accuracy_fakequant"] = float(meta["accuracy_fakequant"])

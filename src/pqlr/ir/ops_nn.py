@@ -5,16 +5,29 @@ Ops and node conventions (feature maps HWC, shapes without batch; s8 or s16 acti
 output dtype equals the input dtype except for requantize):
   conv2d            in (H, W, C_in) -> out (OH, OW, C_out)
   depthwise_conv2d  in (H, W, C) -> out (OH, OW, C)           channel multiplier 1
+      Input rank 3, 2 or 1, the output of the same rank: (H, W, C) as is; (T, C) is the map
+      (T, 1, C), a 1-D convolution over T (PyTorch's Conv1d on (C, T), deployed channels last):
+      give it kernel (K, 1), stride (S, 1), dilation (D, 1), padding (top, 0, bottom, 0);
+      (C,) is the map (1, 1, C). Attributes are always in this 2-D form.
       attrs: kernel (KH, KW), stride (SH, SW) = (1, 1), padding (top, left, bottom, right) = 0,
-             wbits in {8, 4, 2, 1}; OH = (H + top + bottom - KH) // SH + 1 (likewise OW).
-  fully_connected   in (K,) or (T, K) -> out (C_out,) or (T, C_out), per row (token).  attrs: wbits
+             dilation (DH, DW) = (1, 1), wbits in {8, 4, 2, 1};
+             conv2d only: groups G = 1 (G divides C_in and C_out; depthwise_conv2d is G = C).
+      Tap (kh, kw) of output (oy, ox) reads input (oy*SH - top + kh*DH, ox*SW - left + kw*DW);
+      OH = (H + top + bottom - DH*(KH-1) - 1) // SH + 1 (likewise OW): PyTorch's F.conv2d with
+      stride, padding, dilation, groups, weights (C_out, C_in/G, KH, KW).
+      conv2d groups: output channel c is in group g = c // (C_out/G) and reads the Cg = C_in/G input
+      channels g*Cg .. (g+1)*Cg - 1 (C_out = k*C_in with G = C_in: depthwise, multiplier k).
+  fully_connected   in (..., K) -> out (..., C_out), rank 1 to 4: each of the prod(shape[:-1])
+                    rows (tokens) alone.  attrs: wbits
       params: weight = PACKED uint8 (C_out, packed_row_bytes(K, wbits)) as deployed
-              (primitives.pack_weights); row layout: conv2d (KH, KW, C_in) flattened, depthwise the
-              KH*KW taps of channel c, fully_connected the K inputs.
+              (primitives.pack_weights); row layout: conv2d (KH, KW, Cg) flattened (K = KH*KW*Cg,
+              torch weight[c].permute(1, 2, 0)), depthwise the KH*KW taps of channel c,
+              fully_connected the K inputs.
               bias int32 (C_out,) (optional), multiplier int32 and shift int8 (C_out,) or (1,)
               (requant_params(s_in, s_w, s_out) builds them).
       acc = bias + sum (x - zp_in) * w       (int32; padding reads as zp_in, adds 0)
       y = clamp(requantize(acc, m, n) + zp_out, act_min, act_max)     (64-bit, never wraps)
+  MACs: conv2d OH*OW*C_out*KH*KW*Cg, depthwise OH*OW*C*KH*KW, fully_connected rows*K*C_out.
   requantize        any shape -> same size, other qparams/dtype; attrs multiplier, shift
                     (requantize_attrs()); y = clamp(requantize(x - zp_in, m, n) + zp_out, ...).
 Every op takes optional attrs act_min / act_max (the output clamp: ReLU, ReLU6, 4-bit range;
@@ -34,8 +47,9 @@ deploy.plan.run_node for the layers the arena planner runs in place; never store
 pqlr_conv2d_1x1_inplace_s8 / pqlr_depthwise_conv2d_inplace_s8 instead: same struct and results,
 output == input allowed, one more argument `scratch` (symbols["scratch"], the planned arena
 buffer of in_place_scratch_bytes). in_place_scratch_bytes(node, graph) is None for layers that
-cannot run in place (pointwise: kernel 1x1, stride 1, no padding; depthwise: stride 1, output size
-== input size). The oracle (run) ignores the mark: in place changes memory, never results.
+cannot run in place (pointwise: kernel 1x1, stride 1, no padding, groups 1; depthwise: stride 1,
+output size == input size; both: dilation 1). The oracle (run) ignores the mark: in place changes
+memory, never results. The optimized kernels (ir.ops_select) take plain layers only as well.
 """
 from __future__ import annotations
 
@@ -52,7 +66,7 @@ STRUCT_FIELDS: dict[str, tuple[str, ...]] = {
     "pqlr_conv2d_params": (
         "in_h", "in_w", "in_c", "out_h", "out_w", "out_c", "kernel_h", "kernel_w", "stride_h",
         "stride_w", "pad_top", "pad_left", "pad_bottom", "pad_right", "wbits", "in_zp", "out_zp",
-        "act_min", "act_max", "n_quant", "ch_begin", "ch_end"),
+        "act_min", "act_max", "n_quant", "ch_begin", "ch_end", "dilation_h", "dilation_w", "groups"),
     "pqlr_fully_connected_params": (
         "rows", "in_features", "out_features", "wbits", "in_zp", "out_zp", "act_min", "act_max",
         "n_quant", "ch_begin", "ch_end"),
@@ -96,48 +110,86 @@ def _weights(node: Node, in_t: Tensor, rows: int, k: int) -> tuple[int, np.ndarr
 
 
 # ---------------------------------------------------------------- conv2d, depthwise_conv2d
+def _hwc(node: Node, t: Tensor) -> tuple[int, int, int]:
+    """The (H, W, C) map a rank-3, -2 or -1 feature map is: (H, W, C), (T, 1, C) or (1, 1, C)."""
+    views = {3: lambda s: s, 2: lambda s: (s[0], 1, s[1]), 1: lambda s: (1, 1, s[0])}
+    if len(t.shape) not in views:
+        raise fail(node, f"tensor {t.name} {t.shape}: needs (H, W, C), (T, C) or (C,)")
+    return tuple(int(v) for v in views[len(t.shape)](t.shape))
+
+
+def _groups(node: Node, c_in: int, depthwise: bool) -> int:
+    """conv2d: attrs groups (default 1); depthwise_conv2d: C (an attrs groups must say the same)."""
+    g = node.attrs.get("groups", c_in if depthwise else 1)
+    try:
+        g = int(g)
+    except (TypeError, ValueError):
+        raise fail(node, f"attribute groups={g!r} is not an integer") from None
+    if depthwise and g != c_in:
+        raise fail(node, f"groups={g}: a depthwise_conv2d has groups = channels ({c_in}); "
+                         "use conv2d for other groupings")
+    return g
+
+
 def _conv_struct(node: Node, graph: Graph, depthwise: bool) -> dict[str, int]:
     (x,), out = io(node, graph, 1)
     same_dtype(node, [x], out)
-    if len(x.shape) != 3 or len(out.shape) != 3:
-        raise fail(node, f"needs HWC input and output, got {x.shape} -> {out.shape}")
+    if len(out.shape) != len(x.shape):
+        raise fail(node, f"output rank differs from the input's: {x.shape} -> {out.shape}")
+    (h, w, c_in), (oh_t, ow_t, c_out) = _hwc(node, x), _hwc(node, out)
     kh, kw = pair(node, "kernel", None)
     sh, sw = pair(node, "stride", (1, 1))
     pt, pl, pb, pr = pair(node, "padding", (0, 0, 0, 0), 4)
-    if min(kh, kw, sh, sw) < 1 or min(pt, pl, pb, pr) < 0:
-        raise fail(node, f"kernel {kh}x{kw}, stride {sh}x{sw}, padding {(pt, pl, pb, pr)} invalid")
-    (h, w, c_in), c_out = x.shape, out.shape[2]
-    if h + pt + pb < kh or w + pl + pr < kw:
-        raise fail(node, f"kernel {kh}x{kw} larger than the padded input {x.shape}")
-    oh, ow = conv_output_size(h, kh, sh, pt, pb), conv_output_size(w, kw, sw, pl, pr)
-    if out.shape[:2] != (oh, ow) or (depthwise and c_out != c_in):
+    dh, dw = pair(node, "dilation", (1, 1))
+    groups = _groups(node, c_in, depthwise)
+    if min(kh, kw, sh, sw, dh, dw, groups) < 1 or min(pt, pl, pb, pr) < 0:
+        raise fail(node, f"kernel {kh}x{kw}, stride {sh}x{sw}, dilation {dh}x{dw}, groups {groups}, "
+                         f"padding {(pt, pl, pb, pr)} invalid")
+    if c_in % groups or c_out % groups:
+        raise fail(node, f"groups={groups} does not divide input channels {c_in} and output channels {c_out}")
+    if h + pt + pb < dh * (kh - 1) + 1 or w + pl + pr < dw * (kw - 1) + 1:
+        raise fail(node, f"kernel {kh}x{kw} at dilation {dh}x{dw} larger than the padded input {x.shape}")
+    oh, ow = conv_output_size(h, kh, sh, pt, pb, dh), conv_output_size(w, kw, sw, pl, pr, dw)
+    if (oh_t, ow_t) != (oh, ow) or (depthwise and c_out != c_in):
         raise fail(node, f"output {out.shape} inconsistent with input {x.shape}, kernel {kh}x{kw}, "
-                          f"stride {sh}x{sw}, padding {(pt, pl, pb, pr)}")
+                         f"stride {sh}x{sw}, dilation {dh}x{dw}, padding {(pt, pl, pb, pr)}")
     m, _ = channel_quant(node, c_out)
-    wbits, _, _ = _weights(node, x, c_out, kh * kw * (1 if depthwise else c_in))
+    wbits, _, _ = _weights(node, x, c_out, kh * kw * (c_in // groups))
     return {"in_h": h, "in_w": w, "in_c": c_in, "out_h": oh, "out_w": ow, "out_c": c_out,
             "kernel_h": kh, "kernel_w": kw, "stride_h": sh, "stride_w": sw, "pad_top": pt,
             "pad_left": pl, "pad_bottom": pb, "pad_right": pr, "wbits": wbits,
             "in_zp": x.zero_point, "out_zp": out.zero_point, **clamp(node, out),
-            "n_quant": m.size, "ch_begin": 0, "ch_end": c_out}
+            "n_quant": m.size, "ch_begin": 0, "ch_end": c_out,
+            "dilation_h": dh, "dilation_w": dw, "groups": groups}
 
 
 def _conv_run_any(inputs: list[np.ndarray], node: Node, graph: Graph, depthwise: bool) -> np.ndarray:
     s = _conv_struct(node, graph, depthwise)
     x_t, out = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
-    kh, kw, sh, sw, oh, ow = (s[k] for k in ("kernel_h", "kernel_w", "stride_h", "stride_w", "out_h", "out_w"))
-    k = kh * kw * (1 if depthwise else s["in_c"])
-    _, w, bias = _weights(node, x_t, s["out_c"], k)
-    w = w.reshape(s["out_c"], kh, kw, -1)                          # (C_out, KH, KW, C_in or 1)
-    x = shape_check(node, inputs[0], x_t) - s["in_zp"]            # (N, H, W, C_in), real zero = 0
+    kh, kw, sh, sw, dh, dw, oh, ow = (s[k] for k in ("kernel_h", "kernel_w", "stride_h", "stride_w",
+                                                     "dilation_h", "dilation_w", "out_h", "out_w"))
+    g, c_in, c_out = s["groups"], s["in_c"], s["out_c"]
+    cg, cog = c_in // g, c_out // g                                  # per group: in, out channels
+    _, w, bias = _weights(node, x_t, c_out, kh * kw * cg)
+    w = w.reshape(g, cog, kh, kw, cg)                                # row c = group c // cog, (kh, kw, ci)
+    x = shape_check(node, inputs[0], x_t) - s["in_zp"]               # real zero = 0
+    n = x.shape[0]
+    x = x.reshape(n, s["in_h"], s["in_w"], c_in)                     # (N, H, W, C_in) view of any rank
     xp = np.pad(x, ((0, 0), (s["pad_top"], s["pad_bottom"]), (s["pad_left"], s["pad_right"]), (0, 0)))
-    acc = np.broadcast_to(bias, (x.shape[0], oh, ow, s["out_c"])).copy()
+    acc = np.broadcast_to(bias, (n, oh, ow, c_out)).copy()
     for ky in range(kh):
         for kx in range(kw):
-            patch = xp[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]  # (N, OH, OW, C_in)
-            acc += patch * w[:, ky, kx, 0] if depthwise else patch @ w[:, ky, kx, :].T
-    m, n = channel_quant(node, s["out_c"])
-    return finish(acc, m, n, s["out_zp"], s, out)
+            y0, x0 = ky * dh, kx * dw                                # tap offset in the padded input
+            patch = xp[:, y0:y0 + sh * (oh - 1) + 1:sh, x0:x0 + sw * (ow - 1) + 1:sw, :]  # (N, OH, OW, C_in)
+            wk = w[:, :, ky, kx, :]                                  # (G, Cog, Cg)
+            if g == 1:                                               # every input channel
+                acc += patch @ wk[0].T
+            elif cg == 1 and cog == 1:                               # depthwise: channel c alone
+                acc += patch * wk[:, 0, 0]
+            else:                                                    # per group: (1, Cg) @ (Cg, Cog)
+                acc += (patch.reshape(n, oh, ow, g, 1, cg) @ wk.transpose(0, 2, 1)).reshape(n, oh, ow, c_out)
+    m, q = channel_quant(node, c_out)
+    return finish(acc, m, q, s["out_zp"], s, out).reshape(n, *out.shape)
 
 
 def _conv_kernel(node: Node, graph: Graph) -> CKernel:
@@ -162,7 +214,9 @@ def in_place_scratch_bytes(node: Node, graph: Graph) -> int | None:
     if node.op not in IN_PLACE_KERNELS or graph.tensor(node.outputs[0]).dtype != "s8":
         return None
     s = _conv_struct(node, graph, node.op == "depthwise_conv2d")
-    if s["stride_h"] != 1 or s["stride_w"] != 1:
+    if s["stride_h"] != 1 or s["stride_w"] != 1 or (s["dilation_h"], s["dilation_w"]) != (1, 1):
+        return None
+    if node.op == "conv2d" and s["groups"] != 1:
         return None
     if node.op == "conv2d":
         pads = (s["pad_top"], s["pad_left"], s["pad_bottom"], s["pad_right"])
@@ -178,7 +232,7 @@ def _conv_scratch(node: Node, graph: Graph) -> int:
 
 def _conv_macs(node: Node, graph: Graph) -> int:
     s = _conv_struct(node, graph, False)
-    return s["out_h"] * s["out_w"] * s["out_c"] * s["kernel_h"] * s["kernel_w"] * s["in_c"]
+    return s["out_h"] * s["out_w"] * s["out_c"] * s["kernel_h"] * s["kernel_w"] * (s["in_c"] // s["groups"])
 
 
 def _dw_macs(node: Node, graph: Graph) -> int:
@@ -190,9 +244,9 @@ def _dw_macs(node: Node, graph: Graph) -> int:
 def _fc_struct(node: Node, graph: Graph) -> dict[str, int]:
     (x,), out = io(node, graph, 1)
     same_dtype(node, [x], out)
-    if len(x.shape) not in (1, 2) or len(out.shape) != len(x.shape) or x.shape[:-1] != out.shape[:-1]:
-        raise fail(node, f"needs (K,) -> (C_out,) or (T, K) -> (T, C_out), got {x.shape} -> {out.shape}")
-    rows, k, c_out = (x.shape[0] if len(x.shape) == 2 else 1), x.shape[-1], out.shape[-1]
+    if not 1 <= len(x.shape) <= 4 or len(out.shape) != len(x.shape) or x.shape[:-1] != out.shape[:-1]:
+        raise fail(node, f"needs (..., K) -> (..., C_out) of rank 1 to 4, got {x.shape} -> {out.shape}")
+    rows, k, c_out = int(np.prod(x.shape[:-1], dtype=np.int64)), x.shape[-1], out.shape[-1]
     m, _ = channel_quant(node, c_out)
     wbits, _, _ = _weights(node, x, c_out, k)
     return {"rows": rows, "in_features": k, "out_features": c_out, "wbits": wbits,
@@ -204,7 +258,7 @@ def _fc_run(inputs: list[np.ndarray], node: Node, graph: Graph) -> np.ndarray:
     s = _fc_struct(node, graph)
     x_t, out = graph.tensor(node.inputs[0]), graph.tensor(node.outputs[0])
     _, w, bias = _weights(node, x_t, s["out_features"], s["in_features"])   # (C_out, K)
-    x = shape_check(node, inputs[0], x_t) - s["in_zp"]                   # (N, [T,] K)
+    x = shape_check(node, inputs[0], x_t) - s["in_zp"]                   # (N, ..., K)
     m, n = channel_quant(node, s["out_features"])
     return finish(x @ w.T + bias, m, n, s["out_zp"], s, out)
 

@@ -6,8 +6,12 @@ the same (tests/ir/test_ops_opt.py). Kernels without an optimized variant keep t
 everything but conv2d / depthwise_conv2d / fully_connected / avg_pool2d+mean in s8, including the
 in-place kernels the arena planner picks for pointwise / depthwise layers (deploy.plan), so a
 speed-first build plans those layers out of place (bench/kernels_rv32.py shows the arena cost).
+The choice is per layer: an optimized kernel takes only the layers OPT_TAKES says it handles
+(convolutions: dilation 1, and groups 1 for conv2d; it would return PQLR_ERR_ARG for the others),
+so a dilated or grouped convolution keeps its reference kernel in an "opt" build.
 
     c_call(node, graph, ins, out, symbols, variant="opt") -> str     like OpDef.c_call
+    layer_kernel(node, graph, variant) -> str     the C function the node's call uses
     with use_variant("opt"): ...      code generation inside uses the chosen variant (it swaps the
                                       c_call of the ops table entries and restores them on exit)
 
@@ -37,15 +41,41 @@ OPT_KERNELS: dict[str, tuple[str, str]] = {
 }
 
 
+
+def _plain_conv(fields: dict) -> bool:
+    """pqlr_conv2d_plain(p, 0) in pqlr_nn.h: no dilation, no groups."""
+    return fields["dilation_h"] == 1 and fields["dilation_w"] == 1 and fields["groups"] == 1
+
+
+def _plain_depthwise(fields: dict) -> bool:
+    """pqlr_conv2d_plain(p, 1): no dilation (groups is the channel count)."""
+    return fields["dilation_h"] == 1 and fields["dilation_w"] == 1
+
+
+# reference kernel -> which layers (their struct values) its optimized kernel takes; absent: all
+OPT_TAKES = {"pqlr_conv2d_s8": _plain_conv, "pqlr_depthwise_conv2d_s8": _plain_depthwise}
+
+
 def _check(variant: str) -> None:
     if variant not in VARIANTS:
         raise PqlrError(f"kernel variant {variant!r}; choose one of {', '.join(VARIANTS)}")
 
 
 def kernel_name(fn: str, variant: str) -> str:
-    """The C function a call to reference kernel `fn` uses under `variant`."""
+    """The C function a call to reference kernel `fn` uses under `variant`, for a layer its
+    optimized kernel takes (layer_kernel decides for a given layer)."""
     _check(variant)
     return OPT_KERNELS[fn][0] if variant == "opt" and fn in OPT_KERNELS else fn
+
+
+def layer_kernel(node: Node, graph: Graph, variant: str) -> str | None:
+    """The C function the call of `node` uses under `variant` (None: an op without one kernel)."""
+    _check(variant)
+    k = c_kernel(node, graph)
+    if k is None:
+        return None
+    takes = OPT_TAKES.get(k.fn)
+    return k.fn if takes is not None and not takes(k.fields) else kernel_name(k.fn, variant)
 
 
 def c_call(node: Node, graph: Graph, ins: list[str], out: str, symbols: dict[str, str],
@@ -58,8 +88,7 @@ def _rename(text: str, node: Node, graph: Graph, variant: str) -> str:
     k = c_kernel(node, graph)
     if k is None:
         return text
-    fn = k.fn
-    new = kernel_name(fn, variant)
+    fn, new = k.fn, layer_kernel(node, graph, variant)
     if new == fn:
         return text
     call = f"PQLR_CHECK({fn}(&p, "

@@ -1,8 +1,11 @@
 """The model zoo: names -> models, configs <-> models, and safetensors + JSON checkpoints.
 
 `--model` accepts a zoo name (`ds-cnn-s`, `microbert-2l`, `tinybert`, ...), a checkpoint
-(`run/model.safetensors` with `run/model.json` beside it), or a user's own model as
-`path/to/file.py:ClassName` (the class is called with `n_classes=` and `input_shape=`)."""
+(`run/model.safetensors` with `run/model.json` beside it: a zoo config, or a captured model's graph
+spec -- never code), or a user's own model as `path/to/file.py:ClassName` (the class is called with
+`n_classes=` and `input_shape=`, one sample's shape without the batch, e.g. (1, 49, 10) MFCC frames
+or (3, 32, 32) images). Zoo models are KWS models over (frames, features) MFCC maps: a sample
+shape (1, frames, features)."""
 from __future__ import annotations
 
 import importlib.util
@@ -13,6 +16,7 @@ from torch import nn
 
 from ..errors import PqlrError
 from ..io import load_state, save_state
+from ..capture import GraphModel
 from . import ds_cnn, transformer
 
 ALIASES = {"tinybert": "microbert-2l"}   # the article's `--model tinybert` is its student
@@ -37,7 +41,11 @@ def build_model(name: str, n_classes: int, input_shape=(49, 10), seed: int | Non
 
 
 def model_from_config(cfg: dict) -> nn.Module:
-    """Rebuild a model from `model.config.to_dict()` (unknown keys are errors)."""
+    """Rebuild a model from `model.config.to_dict()` or a captured model's `spec()` (unknown keys are errors)."""
+    if isinstance(cfg, dict) and cfg.get("format") == "pqlr-graph-1":
+        return GraphModel.from_spec(cfg)
+    if not isinstance(cfg, dict):
+        raise PqlrError("bad model config: not a mapping")
     cfg = dict(cfg)
     arch = cfg.pop("arch", None)
     try:
@@ -50,11 +58,18 @@ def model_from_config(cfg: dict) -> nn.Module:
     raise PqlrError(f"unknown model architecture {arch!r} in config")
 
 
+def model_config(model: nn.Module) -> dict:
+    """What model_from_config rebuilds `model` from: a zoo config or a captured model's spec."""
+    if isinstance(model, GraphModel):
+        return model.spec()
+    if hasattr(model, "config") and hasattr(model.config, "to_dict"):
+        return model.config.to_dict()
+    raise PqlrError(f"{type(model).__name__} has no .config; capture it (pqlr.capture.capture) to save it")
+
+
 def save_model(path: str | Path, model: nn.Module, meta: dict | None = None) -> None:
     """Weights to `path` (safetensors), config + `meta` to `path` with suffix .json."""
-    if not hasattr(model, "config"):
-        raise PqlrError(f"{type(model).__name__} has no .config; only zoo models can be saved as checkpoints")
-    save_state(path, model.state_dict(), {"model": model.config.to_dict(), **(meta or {})})
+    save_state(path, model.state_dict(), {"model": model_config(model), **(meta or {})})
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, dict]:
@@ -68,7 +83,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     return model, meta
 
 
-def load_user_model(spec: str, n_classes: int, input_shape=(49, 10)) -> nn.Module:
+def load_user_model(spec: str, n_classes: int, input_shape=(1, 49, 10)) -> nn.Module:
     """`path/to/file.py:ClassName` -> ClassName(n_classes=..., input_shape=...)."""
     file, _, cls = spec.rpartition(":")
     if not file.endswith(".py") or not cls:
@@ -80,15 +95,38 @@ def load_user_model(spec: str, n_classes: int, input_shape=(49, 10)) -> nn.Modul
     mod_spec.loader.exec_module(module)
     if not hasattr(module, cls):
         raise PqlrError(f"{file} defines no {cls!r}")
-    return getattr(module, cls)(n_classes=n_classes, input_shape=tuple(input_shape))
+    try:
+        return getattr(module, cls)(n_classes=n_classes, input_shape=tuple(input_shape))
+    except TypeError as e:
+        raise PqlrError(f"{file}:{cls}(n_classes={n_classes}, input_shape={tuple(input_shape)}) failed: {e} "
+                        "(a user model takes n_classes= and input_shape=, one sample's shape)") from None
 
 
-def resolve_model(spec: str, n_classes: int, input_shape=(49, 10), seed: int | None = None) -> nn.Module:
-    """Any `--model` value -> a model (checkpoints keep their own class count)."""
+def zoo_frames(sample_shape) -> tuple[int, int]:
+    """(frames, features) of a zoo KWS model from one sample's shape (1, frames, features)."""
+    s = tuple(int(v) for v in sample_shape)
+    if len(s) == 2:
+        return s
+    if len(s) == 3 and s[0] == 1:
+        return s[1:]
+    raise PqlrError(f"zoo models take (1, frames, features) MFCC maps, not samples of shape {s}; "
+                    "bring your own model as file.py:Class for other data")
+
+
+def resolve_model(spec: str, n_classes: int, input_shape=(1, 49, 10), seed: int | None = None) -> nn.Module:
+    """Any `--model` value -> a model for samples of `input_shape` (checkpoints keep their own)."""
     if spec.endswith(".safetensors"):
         return load_model(spec)[0]
     if ".py:" in spec:
         if seed is not None:
             torch.manual_seed(seed)
         return load_user_model(spec, n_classes, input_shape)
-    return build_model(spec, n_classes, input_shape, seed=seed)
+    return build_model(spec, n_classes, zoo_frames(input_shape), seed=seed)
+
+
+def sample_shape(model: nn.Module, default=(1, 49, 10)) -> tuple[int, ...]:
+    """The sample shape a model takes: a captured model's own, a zoo model's (1, frames, features)."""
+    if isinstance(model, GraphModel):
+        return model.input_shape
+    shape = getattr(getattr(model, "config", None), "input_shape", None)
+    return (1, *shape) if shape is not None else tuple(default)

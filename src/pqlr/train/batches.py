@@ -2,6 +2,8 @@
 per-epoch batch plans, with augmentation randomness seeded per (seed, epoch, step).
 
 Features are (B, 1, frames, feats) float32 (pqlr.data.Frontend output); labels (B,) int64.
+Tensor splits (pqlr.data.TensorSplit: npz arrays, images) are their own features: x (N, *shape)
+float32 goes to the model as it is, and they get no waveform augmentation.
 """
 from __future__ import annotations
 
@@ -42,7 +44,10 @@ class FeatureCache:
         self._entries: OrderedDict[tuple, tuple] = OrderedDict()   # key -> (weakref, features, labels)
 
     def get(self, dataset, features, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (features (N, 1, frames, feats) float32 on CPU, labels (N,) int64)."""
+        """-> (features (N, 1, frames, feats) float32 on CPU, labels (N,) int64).
+        A tensor split gives its own (x (N, *shape), labels (N,)), not cached (nothing to compute)."""
+        if is_tensor_split(dataset):
+            return dataset.x, dataset.labels
         key = (id(dataset), features)
         hit = self._entries.get(key)
         if hit is not None and hit[0]() is dataset:
@@ -68,13 +73,26 @@ class FeatureCache:
 DEFAULT_CACHE = FeatureCache()
 
 
+def is_tensor_split(dataset) -> bool:
+    """True for a pqlr.data.TensorSplit (npz arrays, images): model inputs as they are, no front end."""
+    from ..data.tensors import TensorSplit
+    return isinstance(dataset, TensorSplit)
+
+
+def is_tensor_data(data) -> bool:
+    """True for a dataset (TensorData) whose splits are tensor splits."""
+    return is_tensor_split(getattr(data, "train", None))
+
+
 @torch.no_grad()
 def compute_features(dataset, features, batch_size: int = 256) -> torch.Tensor:
-    """Run the front end over a whole dataset: (N, 1, frames, feats) float32."""
+    """Run the front end over a whole dataset: (N, 1, frames, feats) float32 (a tensor split: its x)."""
     from ..data import Frontend
     n = len(dataset)
     if n == 0:
         raise PqlrError("cannot compute features of an empty dataset")
+    if is_tensor_split(dataset):
+        return dataset.x
     front = Frontend(features)
     return torch.cat([front(waves_of(dataset, range(i, min(n, i + batch_size))))
                       for i in range(0, n, batch_size)])

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from ..errors import PqlrError
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
+TASKS = ("classify", "anomaly")
 SCHEDULES = ("cosine", "constant", "linear")
 
 
@@ -29,6 +30,7 @@ class TrainConfig:
     num_workers: int = 0              # DataLoader workers preparing augmented batches (0 = in-process)
     log_every: int = 10               # steps between progress-bar loss updates
     eval_batch_size: int = 256
+    task: str = "classify"            # classify (cross-entropy, accuracy) | anomaly (autoencoder: MSE, ROC AUC)
 
     def __post_init__(self):
         ints = {"epochs": 0, "batch_size": 1, "num_workers": 0, "log_every": 1, "eval_batch_size": 1}
@@ -56,6 +58,8 @@ class TrainConfig:
             raise PqlrError(f"TrainConfig.ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise PqlrError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip}")
+        if self.task not in TASKS:
+            raise PqlrError(f"TrainConfig.task {self.task!r} unknown (use {', '.join(TASKS)})")
         if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
             raise PqlrError(f"TrainConfig.device {self.device!r} unknown (use cpu, cuda or cuda:N)")
 
@@ -73,10 +77,17 @@ class TrainConfig:
 
 @dataclass
 class EvalResult:
-    accuracy: float                    # top-1, in [0, 1]
-    loss: float                        # mean cross-entropy
-    n: int                             # utterances evaluated
-    confusion: list[list[int]]         # [true class][predicted class] counts
+    accuracy: float                    # top-1 in [0, 1]; for anomaly models the ROC AUC (= score)
+    loss: float                        # mean cross-entropy; anomaly: mean per-sample reconstruction MSE
+    n: int                             # samples evaluated
+    confusion: list[list[int]]         # [true class][predicted class] counts; [] for anomaly models
+    metric: str = "accuracy"           # "accuracy" | "roc_auc"
+    score: float | None = None         # the metric's value (defaults to accuracy)
+    scores: list[float] | None = None  # anomaly: per-sample reconstruction MSE (higher = more anomalous)
+
+    def __post_init__(self):
+        if self.score is None:
+            self.score = self.accuracy
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,11 +95,12 @@ class EvalResult:
 
 @dataclass
 class TrainResult:
-    accuracy: float                    # validation accuracy after the last epoch (nan without a val split)
+    accuracy: float                    # validation accuracy (anomaly: ROC AUC) after the last epoch (nan without one)
     loss: float                        # mean training loss of the last epoch
     epochs: int                        # epochs finished (including resumed ones)
     seconds: float                     # wall time of this call (resumed epochs not included)
-    history: list[dict] = field(default_factory=list)  # per epoch: epoch, lr, loss, train_acc, val_acc, val_loss, seconds
+    history: list[dict] = field(default_factory=list)  # per epoch: epoch, lr, loss, train_acc, val_acc, val_loss,
+    #   val_metric ("accuracy" | "roc_auc": what val_acc holds), seconds; train_acc is None for anomaly models
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -2,6 +2,10 @@
 weight EMA, pluggable loss (distillation) and regulariser (network slimming), resumable checkpoints,
 DDP under torchrun.
 
+Data is audio (KwsData: clips through the front end, optionally augmented) or tensors (TensorData:
+x (N, *shape) used as it is, never augmented). TrainConfig.task "anomaly" trains an autoencoder on
+normal samples only with the mean squared reconstruction error, and validates with ROC AUC.
+
 Deterministic on CPU for a given seed (deterministic algorithms are on while training): the
 shuffling order is a function of (seed, epoch), the augmentation of (seed, epoch, step), mixup of
 (seed, epoch, step, rank), and the global RNG (dropout) state and the weight EMA are checkpointed,
@@ -24,13 +28,21 @@ from ..data import FeatureConfig
 from ..errors import PqlrError
 from . import ddp
 from .batches import (DEFAULT_CACHE, AugmentedBatches, CachedBatches, FeatureCache, dataset_labels,
-                      epoch_batches, iterate, steps_per_epoch)
+                      epoch_batches, is_tensor_data, iterate, steps_per_epoch)
 from .checkpoint import clear_checkpoints, load_checkpoint, save_checkpoint
 from .config import TrainConfig, TrainResult
 from .ema import WeightEma
-from .evaluate import check_input_shape, evaluate
+from .evaluate import check_input_shape, evaluate, logits_of, reconstruction_errors
 
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]   # (logits, labels, inputs) -> loss
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]   # (outputs, labels, inputs) -> loss
+
+
+def reconstruction_loss(outputs: torch.Tensor, labels: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """Mean squared reconstruction error of a batch: outputs (B, ...) vs inputs (B, ...) (labels unused)."""
+    if outputs.shape[0] != inputs.shape[0] or outputs[0].numel() != inputs[0].numel():
+        raise PqlrError(f"an anomaly model must reconstruct its input: output {tuple(outputs.shape[1:])} "
+                        f"for input {tuple(inputs.shape[1:])}")
+    return F.mse_loss(outputs.reshape(inputs.shape), inputs)
 
 
 def make_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -84,11 +96,17 @@ def _restore(states: dict, model, loss_fn, opt, sched, ema) -> None:
 
 
 class _Source:
-    """The training batches of each epoch: cached features, or augmented waves through the front end."""
+    """The training batches of each epoch: cached features (or tensor data as it is), or augmented
+    waves through the front end."""
 
-    def __init__(self, data, cfg: TrainConfig, features: FeatureConfig, cache: FeatureCache, augment_config, d):
+    def __init__(self, data, cfg: TrainConfig, features: FeatureConfig, cache: FeatureCache, augment_config, d,
+                 progress: bool):
         self.data, self.cfg, self.features, self.d = data, cfg, features, d
-        if cfg.augment:
+        self.augmenting = cfg.augment and not is_tensor_data(data)
+        if cfg.augment and not self.augmenting and progress and d.main:
+            print(f"note: {getattr(data, 'name', 'dataset')} is tensor data (not audio clips): waveform "
+                  f"augmentation skipped", file=sys.stderr)
+        if self.augmenting:
             from ..data import Augment, AugmentConfig
             acfg = augment_config or AugmentConfig(noise_dir=(getattr(data, "info", None) or {}).get("noise_dir"))
             self.augment = Augment(acfg, sample_rate=features.sample_rate)
@@ -99,7 +117,7 @@ class _Source:
     def epoch(self, epoch: int):
         cfg, d = self.cfg, self.d
         plan = epoch_batches(len(self.data.train), cfg.batch_size, cfg.seed, epoch, d.rank, d.world)
-        if cfg.augment:
+        if self.augmenting:
             return AugmentedBatches(self.data.train, plan, self.labels, self.features, self.augment, cfg.seed, epoch)
         return CachedBatches(self.x, self.y, plan)
 
@@ -131,7 +149,7 @@ def mixup_plan(cfg: TrainConfig, epoch: int, step: int, rank: int, b: int) -> tu
 
 def _train_epoch(net, model, batches, step_loss, extra_loss, opt, sched, extra_params, cfg, d, epoch, bar,
                  ema) -> list:
-    """One pass over `batches`; -> [sum of loss * B, correct, B] on this rank."""
+    """One pass over `batches`; -> [sum of loss * B, correct (classify), B] on this rank."""
     params = list(model.parameters()) + extra_params
     sums = [0.0, 0.0, 0.0]
     net.train()
@@ -161,7 +179,8 @@ def _train_epoch(net, model, batches, step_loss, extra_loss, opt, sched, extra_p
         if ema is not None:
             ema.update(model)
         sums[0] += float(loss.detach()) * len(y)
-        sums[1] += float((logits.detach().argmax(1) == y).sum())
+        if cfg.task == "classify":
+            sums[1] += float((logits.detach().argmax(1) == y).sum())
         sums[2] += len(y)
         bar.update(1)
         if step % cfg.log_every == 0:
@@ -169,20 +188,49 @@ def _train_epoch(net, model, batches, step_loss, extra_loss, opt, sched, extra_p
     return sums
 
 
+def check_task(data, cfg: TrainConfig) -> None:
+    """The dataset's task must be the config's; an anomaly training split holds normal samples only."""
+    have = getattr(data, "task", "classify")
+    name = getattr(data, "name", "dataset")
+    if have != cfg.task:
+        raise PqlrError(f"dataset {name} is a {have} set but TrainConfig.task is {cfg.task} "
+                        f"(use --task {have}, or a dataset made for {cfg.task})")
+    if cfg.task == "anomaly":
+        bad = int((dataset_labels(data.train) != 0).sum())
+        if bad:
+            raise PqlrError(f"training split of {name} holds {bad} anomalous sample(s) (label != 0); an anomaly "
+                            f"model trains on normal samples only (put anomalies in x_val/x_test)")
+
+
+def _validate(model: nn.Module, split, features: FeatureConfig, cfg: TrainConfig, cache) -> dict:
+    """-> {val_acc: accuracy or ROC AUC (None when the anomaly val split lacks a class), val_loss}."""
+    if cfg.task == "anomaly" and len(set(dataset_labels(split).tolist())) < 2:
+        x, _ = cache.get(split, features)
+        err = reconstruction_errors(logits_of(model, x, cfg.eval_batch_size), x)
+        return {"val_acc": None, "val_loss": float(err.mean())}
+    ev = evaluate(model, split, features, cfg.eval_batch_size, cache, task=cfg.task)
+    return {"val_acc": ev.accuracy, "val_loss": ev.loss}
+
+
 def train(model: nn.Module, data, cfg: TrainConfig = TrainConfig(), *, features: FeatureConfig = FeatureConfig(),
           loss_fn: LossFn | None = None, extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
           on_epoch: Callable[[dict], None] | None = None, checkpoint_dir: str | None = None,
           resume: bool = False, progress: bool = True, augment_config=None,
           cache: FeatureCache | None = None) -> TrainResult:
-    """Train `model` in place on `data.train` (a KwsData); validate on `data.val` after every epoch.
+    """Train `model` in place on `data.train` (a KwsData or TensorData); validate on `data.val` after
+    every epoch (accuracy; ROC AUC for cfg.task "anomaly", whose training split must be all normal).
 
-    loss_fn(logits (B, C), labels (B,), inputs (B, 1, frames, feats)) replaces cross-entropy; an
-    nn.Module loss_fn has its parameters trained and checkpointed too. extra_loss(model) is added
-    to every step's loss. on_epoch(record) gets the epoch's history record (dict). Augmentation
-    uses `augment_config` (default: AugmentConfig with the dataset's noise folder, if any)."""
+    loss_fn(outputs (B, C) or reconstructions (B, ...), labels (B,), inputs (B, 1, frames, feats) or
+    (B, *input_shape)) replaces the default loss (cross-entropy; anomaly: mean squared reconstruction
+    error); an nn.Module loss_fn has its parameters trained and checkpointed too. extra_loss(model)
+    is added to every step's loss. on_epoch(record) gets the epoch's history record (dict).
+    Augmentation (audio only) uses `augment_config` (default: AugmentConfig with the dataset's noise
+    folder, if any)."""
     if len(data.train) < 2:
         raise PqlrError(f"training split of {getattr(data, 'name', 'dataset')} has {len(data.train)} items; need >= 2")
-    check_input_shape(model, features)
+    check_task(data, cfg)
+    if not is_tensor_data(data):
+        check_input_shape(model, features)
     d = ddp.setup(cfg.device)
     cache = cache or DEFAULT_CACHE
     started = time.time()
@@ -203,8 +251,12 @@ def train(model: nn.Module, data, cfg: TrainConfig = TrainConfig(), *, features:
         ema = WeightEma(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
         start, history = _resume_or_clear(checkpoint_dir, resume, cfg, d, model, loss_fn, opt, sched, ema)
         net = ddp.wrap(model, d)
-        step_loss = loss_fn or (lambda logits, y, x: F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing))
-        source = _Source(data, cfg, features, cache, augment_config, d)
+        if cfg.task == "anomaly":
+            step_loss = loss_fn or reconstruction_loss
+        else:
+            step_loss = loss_fn or (lambda logits, y, x: F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing))
+        source = _Source(data, cfg, features, cache, augment_config, d, progress)
+        metric = "roc_auc" if cfg.task == "anomaly" else "accuracy"
         for epoch in range(start, cfg.epochs):
             t0 = time.time()
             batches = source.epoch(epoch)
@@ -215,10 +267,10 @@ def train(model: nn.Module, data, cfg: TrainConfig = TrainConfig(), *, features:
             ddp.sync_buffers(model, d)
             loss_sum, correct, count = ddp.all_sum(sums, d, d.device)
             rec = {"epoch": epoch + 1, "lr": sched.get_last_lr()[0], "loss": loss_sum / count,
-                   "train_acc": correct / count, "val_acc": None, "val_loss": None}
+                   "train_acc": correct / count if cfg.task == "classify" else None, "val_acc": None,
+                   "val_loss": None, "val_metric": metric}
             if len(data.val):
-                ev = evaluate(model if ema is None else ema.module, data.val, features, cfg.eval_batch_size, cache)
-                rec.update(val_acc=ev.accuracy, val_loss=ev.loss)
+                rec.update(_validate(model if ema is None else ema.module, data.val, features, cfg, cache))
             rec["seconds"] = time.time() - t0
             history.append(rec)
             if d.main and checkpoint_dir is not None:
@@ -226,8 +278,10 @@ def train(model: nn.Module, data, cfg: TrainConfig = TrainConfig(), *, features:
                                 {"config": cfg.to_dict(), "history": history})
             if d.main and progress:
                 va = "-" if rec["val_acc"] is None else f"{rec['val_acc']:.4f}"
-                print(f"epoch {epoch + 1}/{cfg.epochs}  loss {rec['loss']:.4f}  train_acc {rec['train_acc']:.4f}  "
-                      f"val_acc {va}  {rec['seconds']:.1f}s", file=sys.stderr)
+                ta = "" if rec["train_acc"] is None else f"  train_acc {rec['train_acc']:.4f}"
+                vname = "val_acc" if metric == "accuracy" else f"val_{metric}"
+                print(f"epoch {epoch + 1}/{cfg.epochs}  loss {rec['loss']:.4f}{ta}  {vname} {va}  "
+                      f"{rec['seconds']:.1f}s", file=sys.stderr)
             if on_epoch is not None:
                 on_epoch(rec)
         if ema is not None:

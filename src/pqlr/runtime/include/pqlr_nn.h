@@ -11,9 +11,12 @@
  *
  * Layouts (no batch dimension):
  *   feature maps HWC, int8_t (s8) or int16_t (s16); a (T, K) token matrix is row-major.
+ *   A 1-D feature map (T, C) is the map (T, 1, C) (in_w = out_w = 1), a vector (C,) is (1, 1, C).
  *   weights: one packed row per output channel, row stride pqlr_packed_row_bytes(K, wbits) bytes,
  *   values fetched with pqlr_weight_get() (packing rule and worked examples in pqlr_types.h):
- *     conv2d            K = kernel_h * kernel_w * in_c, row order (kh, kw, ci)
+ *     conv2d            K = kernel_h * kernel_w * cg, row order (kh, kw, ci), cg = in_c / groups:
+ *                       output channel c is in group g = c / (out_c / groups) and reads input
+ *                       channels g * cg .. g * cg + cg - 1 (groups 1: cg = in_c, every channel)
  *     depthwise_conv2d  K = kernel_h * kernel_w,        row c holds the taps (kh, kw) of channel c
  *     fully_connected   K = in_features
  *   bias: int32 per output channel, or NULL for none.
@@ -45,6 +48,24 @@
 #include "pqlr_types.h"
 
 /* ------------------------------------------------------------------ shared helpers */
+
+/* PQLR_NOINLINE: a helper kept out of line (the blocked loops of pqlr_nn_opt.h, the general
+ * dilation/groups loops of the reference convolutions).
+ * PQLR_BODY: the body of a convolution kernel that its public function only dispatches to (see
+ * pqlr_conv2d_plain below): never inlined, cloned or specialised (GCC noipa), so it compiles to
+ * the instructions the public function compiled to before it became a dispatcher. */
+#if defined(__GNUC__)
+#define PQLR_NOINLINE __attribute__((noinline, unused))
+#else
+#define PQLR_NOINLINE
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define PQLR_BODY __attribute__((noinline, noipa))
+#elif defined(__GNUC__)
+#define PQLR_BODY __attribute__((noinline))
+#else
+#define PQLR_BODY
+#endif
 
 /* Bytes of one packed weight row of k values at wbits bits (rows padded to whole bytes). */
 static inline int32_t pqlr_packed_row_bytes(int32_t k, int32_t wbits)
@@ -115,8 +136,13 @@ static inline int32_t pqlr_requantize_out(int32_t acc, int32_t m, int32_t n, int
 /* ------------------------------------------------------------------ parameter structs
  * Every field is int32_t, in the order listed by ops_nn.STRUCT_FIELDS (a test checks). */
 
-/* conv2d and depthwise_conv2d (depthwise: in_c == out_c, channel multiplier 1).
- * out_h = (in_h + pad_top + pad_bottom - kernel_h) / stride_h + 1, likewise out_w. */
+/* conv2d and depthwise_conv2d (depthwise: in_c == out_c == groups, channel multiplier 1).
+ * Tap (kh, kw) of output pixel (oy, ox) reads input pixel
+ *     (oy * stride_h - pad_top + kh * dilation_h, ox * stride_w - pad_left + kw * dilation_w)
+ * (outside the input: padding, reads as in_zp, adds 0), so
+ *     out_h = (in_h + pad_top + pad_bottom - dilation_h * (kernel_h - 1) - 1) / stride_h + 1
+ * and likewise out_w (PyTorch's conv2d). dilation_h, dilation_w, groups come last so that the
+ * fields before them keep the offsets they had before dilation and groups existed. */
 typedef struct {
     int32_t in_h, in_w, in_c;
     int32_t out_h, out_w, out_c;
@@ -128,9 +154,12 @@ typedef struct {
     int32_t act_min, act_max;       /* output clamp (ReLU / ReLU6 / 4-bit range) */
     int32_t n_quant;                /* 1 or out_c */
     int32_t ch_begin, ch_end;       /* output channels computed (weight tile) */
+    int32_t dilation_h, dilation_w; /* >= 1; 1 = plain convolution */
+    int32_t groups;                 /* divides in_c and out_c; depthwise_conv2d: groups == in_c */
 } pqlr_conv2d_params;
 
-/* fully_connected over `rows` independent rows (tokens): (rows, in_features) -> (rows, out_features) */
+/* fully_connected over `rows` independent rows (tokens): (rows, in_features) -> (rows, out_features);
+ * an input of any rank (..., in_features) has rows = the product of its other dimensions. */
 typedef struct {
     int32_t rows, in_features, out_features;
     int32_t wbits;
@@ -150,9 +179,21 @@ typedef struct {
 
 /* ------------------------------------------------------------------ argument checks */
 
-/* Shape/parameter check shared by conv2d and depthwise_conv2d; [lo, hi] is the storage range. */
-static inline int pqlr_conv2d_params_ok(const pqlr_conv2d_params *p, int depthwise, int32_t lo,
-                                        int32_t hi)
+/* A plain layer: no dilation, and groups 1 (conv2d) or in_c (depthwise_conv2d, its only valid
+ * value). Every convolution kernel's public function tests this first: a plain layer runs the
+ * kernel's body as it was before dilation and groups existed (PQLR_BODY, with the check below
+ * unchanged), so plain layers retire the same instructions as before plus this test; any other
+ * layer runs the reference kernels' general loop, and the optimized and in-place kernels
+ * refuse it (PQLR_ERR_ARG; pqlr.ir.ops_select and pqlr.deploy.plan never pick them for it). */
+static inline int pqlr_conv2d_plain(const pqlr_conv2d_params *p, int depthwise)
+{
+    return p->dilation_h == 1 && p->dilation_w == 1 && p->groups == (depthwise ? p->in_c : 1);
+}
+
+/* Shape/parameter check of a PLAIN layer ([lo, hi] is the storage range), word for word the
+ * check from before dilation and groups existed: complete for a layer pqlr_conv2d_plain accepts. */
+static inline int pqlr_conv2d_plain_params_ok(const pqlr_conv2d_params *p, int depthwise, int32_t lo,
+                                              int32_t hi)
 {
     if (p->in_h < 1 || p->in_w < 1 || p->in_c < 1 || p->out_h < 1 || p->out_w < 1 || p->out_c < 1)
         return 0;
@@ -167,6 +208,38 @@ static inline int pqlr_conv2d_params_ok(const pqlr_conv2d_params *p, int depthwi
         p->out_w != (p->in_w + p->pad_left + p->pad_right - p->kernel_w) / p->stride_w + 1)
         return 0;
     if (depthwise && p->in_c != p->out_c)
+        return 0;
+    if (!pqlr_wbits_ok(p->wbits) || (p->n_quant != 1 && p->n_quant != p->out_c))
+        return 0;
+    if (p->ch_begin < 0 || p->ch_begin >= p->ch_end || p->ch_end > p->out_c)
+        return 0;
+    return lo <= p->act_min && p->act_min <= p->act_max && p->act_max <= hi;
+}
+
+/* Shape/parameter check of ANY layer, plain or dilated / grouped. The padded and the dilated
+ * kernel extents are formed in 64 bits (absurd field values are refused, never overflowed), the
+ * division stays 32-bit (no libgcc call on RV32). */
+PQLR_NOINLINE static int pqlr_conv2d_params_ok(const pqlr_conv2d_params *p, int depthwise, int32_t lo,
+                                               int32_t hi)
+{
+    if (p->in_h < 1 || p->in_w < 1 || p->in_c < 1 || p->out_h < 1 || p->out_w < 1 || p->out_c < 1)
+        return 0;
+    if (p->kernel_h < 1 || p->kernel_w < 1 || p->stride_h < 1 || p->stride_w < 1 ||
+        p->dilation_h < 1 || p->dilation_w < 1)
+        return 0;
+    if (p->pad_top < 0 || p->pad_left < 0 || p->pad_bottom < 0 || p->pad_right < 0)
+        return 0;
+    if (p->groups < 1 || p->in_c % p->groups != 0 || p->out_c % p->groups != 0 ||
+        (depthwise && (p->in_c != p->out_c || p->groups != p->in_c)))
+        return 0;
+    /* the last row / column a window may start at, 0-based in the padded input */
+    const int64_t span_h = (int64_t)p->in_h + p->pad_top + p->pad_bottom -
+                           (int64_t)p->dilation_h * (p->kernel_h - 1) - 1;
+    const int64_t span_w = (int64_t)p->in_w + p->pad_left + p->pad_right -
+                           (int64_t)p->dilation_w * (p->kernel_w - 1) - 1;
+    if (span_h < 0 || span_w < 0 || span_h > INT32_MAX || span_w > INT32_MAX)
+        return 0;                                 /* dilated kernel larger than the padded input */
+    if (p->out_h != (int32_t)span_h / p->stride_h + 1 || p->out_w != (int32_t)span_w / p->stride_w + 1)
         return 0;
     if (!pqlr_wbits_ok(p->wbits) || (p->n_quant != 1 && p->n_quant != p->out_c))
         return 0;
@@ -225,12 +298,14 @@ pqlr_status pqlr_requantize_s16_s8(const pqlr_requantize_params *p, const int16_
  * planner then gives both tensors one buffer). Used when pqlr.deploy.plan runs a layer in place.
  *
  *   pqlr_conv2d_1x1_inplace_s8         kernel 1x1, stride 1, no padding, all output channels
- *                                      (ch_begin 0, ch_end out_c); scratch out_c bytes.
+ *                                      (ch_begin 0, ch_end out_c), dilation 1, groups 1;
+ *                                      scratch out_c bytes.
  *                                      Shared buffer: in_h * in_w * max(in_c, out_c) bytes.
- *   pqlr_depthwise_conv2d_inplace_s8   stride 1, out_h == in_h, out_w == in_w (e.g. 3x3 pad 1),
- *                                      channel tiles allowed; scratch (pad_top + 1) rows of
+ *   pqlr_depthwise_conv2d_inplace_s8   stride 1, dilation 1, out_h == in_h, out_w == in_w (e.g.
+ *                                      3x3 pad 1), channel tiles allowed; scratch (pad_top + 1) rows of
  *                                      in_w * in_c bytes (3x3 pad 1: 2 rows).
- * How each stays correct in place is explained in its .c file. */
+ * Both take plain layers only (pqlr_conv2d_plain: dilation 1, conv2d groups 1), tested before
+ * the shape conditions below. How each stays correct in place is explained in its .c file. */
 
 static inline int pqlr_conv2d_1x1_inplace_ok(const pqlr_conv2d_params *p)
 {

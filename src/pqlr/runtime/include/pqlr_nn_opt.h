@@ -25,6 +25,9 @@
  *     and 0 <= lo / 2^32 < 1 never carries past an integer; |hi| <= 2^30, 2^(n-33) <= 2^29: no wrap.
  *     Smaller n take the reference's 64-bit path.
  * Other weight widths (2, 1 bit), channel remainders and edge pixels take plainer loops, still exact.
+ * Convolutions: plain layers only (dilation 1; conv2d groups 1: pqlr_conv2d_plain in pqlr_nn.h);
+ * a dilated or grouped layer returns PQLR_ERR_ARG, and pqlr.ir.ops_select keeps the reference
+ * kernel for it. fully_connected takes any number of rows (an input of any rank).
  * No malloc, no floating point, no caller scratch (stack: up to ~2 KB, the conv gather buffers).
  * The in-place kernels (pqlr_conv2d_1x1_inplace_s8, pqlr_depthwise_conv2d_inplace_s8) have no
  * optimized variant yet. Measured figures: bench/kernels_rv32.py.
@@ -47,13 +50,9 @@ pqlr_status pqlr_fully_connected_s8_opt(const pqlr_fully_connected_params *p, co
                                         const int32_t *multiplier, const int8_t *shift,
                                         int8_t *output);
 
-/* The blocked inner loops are kept out of line: in their own function the 12 accumulators and 7
- * pointers get registers of their own instead of competing with the caller's state. */
-#if defined(__GNUC__)
-#define PQLR_NOINLINE __attribute__((noinline, unused))
-#else
-#define PQLR_NOINLINE
-#endif
+/* The blocked inner loops are kept out of line (PQLR_NOINLINE, pqlr_nn.h): in their own function
+ * the 12 accumulators and 7 pointers get registers of their own instead of competing with the
+ * caller's state. */
 pqlr_status pqlr_avg_pool2d_s8_opt(const pqlr_avg_pool2d_params *p, const int8_t *input, int8_t *output);
 
 /* ------------------------------------------------------------------ requantization */

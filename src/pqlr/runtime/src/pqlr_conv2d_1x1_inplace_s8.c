@@ -11,6 +11,7 @@
  *                  covers input pixels >= q, which are already consumed.
  * The shared buffer holds max(in, out) bytes (H*W*max(in_c, out_c)). Disjoint buffers work too;
  * partially overlapping ones (other than output == input) do not.
+ * Dilation must be 1 and groups 1 (pqlr_conv2d_plain, tested first); others run out of place.
  * Channel tiles are not supported (ch_begin must be 0 and ch_end out_c): a first part would
  * overwrite input pixels a later part still reads.
  * scratch: pqlr_conv2d_1x1_inplace_s8_get_buffer_size(p) = out_c bytes, caller-owned. */
@@ -18,14 +19,14 @@
 
 #include "pqlr_nn.h"
 
-pqlr_status pqlr_conv2d_1x1_inplace_s8(const pqlr_conv2d_params *p, const int8_t *input,
-                                       const int8_t *weights, const int32_t *bias,
-                                       const int32_t *multiplier, const int8_t *shift,
-                                       int8_t *output, int8_t *scratch)
+PQLR_BODY static pqlr_status conv2d_1x1_inplace(const pqlr_conv2d_params *p, const int8_t *input,
+                                                const int8_t *weights, const int32_t *bias,
+                                                const int32_t *multiplier, const int8_t *shift,
+                                                int8_t *output, int8_t *scratch)
 {
     if (!p || !input || !weights || !multiplier || !shift || !output || !scratch)
         return PQLR_ERR_ARG;
-    if (!pqlr_conv2d_params_ok(p, 0, INT8_MIN, INT8_MAX) || !pqlr_conv2d_1x1_inplace_ok(p) ||
+    if (!pqlr_conv2d_plain_params_ok(p, 0, INT8_MIN, INT8_MAX) || !pqlr_conv2d_1x1_inplace_ok(p) ||
         !pqlr_quant_arrays_ok(multiplier, shift, p->n_quant, p->ch_begin, p->ch_end))
         return PQLR_ERR_ARG;
     const int32_t row_bytes = pqlr_packed_row_bytes(p->in_c, p->wbits);
@@ -44,4 +45,16 @@ pqlr_status pqlr_conv2d_1x1_inplace_s8(const pqlr_conv2d_params *p, const int8_t
         memcpy(output + q * p->out_c, scratch, (size_t)p->out_c);   /* input pixel q is consumed */
     }
     return PQLR_OK;
+}
+
+/* Plain layers only (pqlr_conv2d_plain); a dilated or grouped layer is refused before anything is
+ * written. conv2d_1x1_inplace is the function as it was before dilation and groups existed (PQLR_BODY). */
+pqlr_status pqlr_conv2d_1x1_inplace_s8(const pqlr_conv2d_params *p, const int8_t *input,
+                                       const int8_t *weights, const int32_t *bias,
+                                       const int32_t *multiplier, const int8_t *shift,
+                                       int8_t *output, int8_t *scratch)
+{
+    if (p && !pqlr_conv2d_plain(p, 0))
+        return PQLR_ERR_ARG;
+    return conv2d_1x1_inplace(p, input, weights, bias, multiplier, shift, output, scratch);
 }

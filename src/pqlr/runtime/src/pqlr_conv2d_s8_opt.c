@@ -6,7 +6,9 @@
  * lie inside the input (pqlr_dot4x3_*: one run of kernel_w * in_c contiguous bytes per kernel row;
  * a 1x1 convolution is then a GEMM over (H*W) x C_in), else one at a time with the zero point
  * inside the loop and the window clipped to the input (padding adds 0). Channels left over after
- * the blocks of 4, and 2-/1-bit weights, run one channel at a time like the reference. */
+ * the blocks of 4, and 2-/1-bit weights, run one channel at a time like the reference.
+ * Plain layers only (dilation 1, groups 1: pqlr_conv2d_plain); others return PQLR_ERR_ARG and
+ * pqlr.ir.ops_select keeps the reference kernel for them. */
 #if defined(__GNUC__) && !defined(__clang__)
 /* GCC's pre-allocation scheduler hoists all loads of the unrolled 4x3 block to the top and spills
  * the accumulators (RV32: +50% instructions); allocation-order code is what we want here. */
@@ -230,13 +232,13 @@ static void channel1(const pqlr_conv2d_params *p, const int8_t *input, const int
     }
 }
 
-pqlr_status pqlr_conv2d_s8_opt(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *weights,
-                               const int32_t *bias, const int32_t *multiplier, const int8_t *shift,
-                               int8_t *output)
+PQLR_BODY static pqlr_status conv2d_opt(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *weights,
+                                        const int32_t *bias, const int32_t *multiplier, const int8_t *shift,
+                                        int8_t *output)
 {
     if (!p || !input || !weights || !multiplier || !shift || !output)
         return PQLR_ERR_ARG;
-    if (!pqlr_conv2d_params_ok(p, 0, INT8_MIN, INT8_MAX) ||
+    if (!pqlr_conv2d_plain_params_ok(p, 0, INT8_MIN, INT8_MAX) ||
         !pqlr_quant_arrays_ok(multiplier, shift, p->n_quant, p->ch_begin, p->ch_end))
         return PQLR_ERR_ARG;
     /* a local copy: stores through int8_t *output could alias *p and force reloads of every field */
@@ -257,4 +259,15 @@ pqlr_status pqlr_conv2d_s8_opt(const pqlr_conv2d_params *p, const int8_t *input,
     for (; c < p->ch_end; c++)
         channel1(p, input, weights + (c - p->ch_begin) * rb, bias, multiplier, shift, c, output);
     return PQLR_OK;
+}
+
+/* Plain layers only (pqlr_conv2d_plain); a dilated or grouped layer is refused before anything is
+ * written. conv2d_opt is the function as it was before dilation and groups existed (PQLR_BODY). */
+pqlr_status pqlr_conv2d_s8_opt(const pqlr_conv2d_params *p, const int8_t *input, const int8_t *weights,
+                               const int32_t *bias, const int32_t *multiplier, const int8_t *shift,
+                               int8_t *output)
+{
+    if (p && !pqlr_conv2d_plain(p, 0))
+        return PQLR_ERR_ARG;
+    return conv2d_opt(p, input, weights, bias, multiplier, shift, output);
 }

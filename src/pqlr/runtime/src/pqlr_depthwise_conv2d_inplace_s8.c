@@ -9,20 +9,21 @@
  * into a ring of R = pad_top + 1 line buffers (slot r % R). Rows below r are then read from the
  * ring (the last R saved rows are exactly r - pad_top .. r), rows above r from the buffer (not yet
  * overwritten). 3x3 pad 1: 2 rows of in_w * channels bytes.
+ * Dilation must be 1 (pqlr_conv2d_plain, tested first); a dilated layer runs out of place.
  * Channels are independent, so channel tiles [ch_begin, ch_end) work in place too (each call saves
  * and rewrites only its channels; `weights` points at row ch_begin as in pqlr_depthwise_conv2d_s8).
  * scratch: pqlr_depthwise_conv2d_inplace_s8_get_buffer_size(p) = (pad_top + 1) * in_w * in_c
  * bytes, caller-owned (a tile uses (pad_top + 1) * in_w * (ch_end - ch_begin) of them). */
 #include "pqlr_nn.h"
 
-pqlr_status pqlr_depthwise_conv2d_inplace_s8(const pqlr_conv2d_params *p, const int8_t *input,
-                                             const int8_t *weights, const int32_t *bias,
-                                             const int32_t *multiplier, const int8_t *shift,
-                                             int8_t *output, int8_t *scratch)
+PQLR_BODY static pqlr_status depthwise_inplace(const pqlr_conv2d_params *p, const int8_t *input,
+                                               const int8_t *weights, const int32_t *bias,
+                                               const int32_t *multiplier, const int8_t *shift,
+                                               int8_t *output, int8_t *scratch)
 {
     if (!p || !input || !weights || !multiplier || !shift || !output || !scratch)
         return PQLR_ERR_ARG;
-    if (!pqlr_conv2d_params_ok(p, 1, INT8_MIN, INT8_MAX) || !pqlr_depthwise_conv2d_inplace_ok(p) ||
+    if (!pqlr_conv2d_plain_params_ok(p, 1, INT8_MIN, INT8_MAX) || !pqlr_depthwise_conv2d_inplace_ok(p) ||
         !pqlr_quant_arrays_ok(multiplier, shift, p->n_quant, p->ch_begin, p->ch_end))
         return PQLR_ERR_ARG;
     const int32_t row_bytes = pqlr_packed_row_bytes(p->kernel_h * p->kernel_w, p->wbits);
@@ -59,4 +60,16 @@ pqlr_status pqlr_depthwise_conv2d_inplace_s8(const pqlr_conv2d_params *p, const 
         }
     }
     return PQLR_OK;
+}
+
+/* Plain layers only (pqlr_conv2d_plain); a dilated layer is refused before anything is
+ * written. depthwise_inplace is the function as it was before dilation and groups existed (PQLR_BODY). */
+pqlr_status pqlr_depthwise_conv2d_inplace_s8(const pqlr_conv2d_params *p, const int8_t *input,
+                                             const int8_t *weights, const int32_t *bias,
+                                             const int32_t *multiplier, const int8_t *shift,
+                                             int8_t *output, int8_t *scratch)
+{
+    if (p && !pqlr_conv2d_plain(p, 1))
+        return PQLR_ERR_ARG;
+    return depthwise_inplace(p, input, weights, bias, multiplier, shift, output, scratch);
 }

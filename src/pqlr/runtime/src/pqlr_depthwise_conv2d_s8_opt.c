@@ -1,6 +1,7 @@
 /* pqlr_depthwise_conv2d_s8_opt.c: optimized depthwise 2-D convolution (channel multiplier 1), int8 HWC
  * activations, 8/4/2/1-bit packed weights; bit-exact with pqlr_depthwise_conv2d_s8 (same signature;
- * methods and proofs in pqlr_nn_opt.h).
+ * methods and proofs in pqlr_nn_opt.h). Dilation 1 only (pqlr_conv2d_plain): a dilated layer
+ * returns PQLR_ERR_ARG and pqlr.ir.ops_select keeps the reference kernel for it.
  *
  * Loop order: one channel at a time -- its taps unpacked once, its bias, zero-point correction and
  * requantization prepared once -- then the output pixels.
@@ -150,14 +151,14 @@ static void channel3x3(const pqlr_conv2d_params *p, const int8_t *input, const i
     }
 }
 
-pqlr_status pqlr_depthwise_conv2d_s8_opt(const pqlr_conv2d_params *p, const int8_t *input,
-                                         const int8_t *weights, const int32_t *bias,
-                                         const int32_t *multiplier, const int8_t *shift,
-                                         int8_t *output)
+PQLR_BODY static pqlr_status depthwise_opt(const pqlr_conv2d_params *p, const int8_t *input,
+                                           const int8_t *weights, const int32_t *bias,
+                                           const int32_t *multiplier, const int8_t *shift,
+                                           int8_t *output)
 {
     if (!p || !input || !weights || !multiplier || !shift || !output)
         return PQLR_ERR_ARG;
-    if (!pqlr_conv2d_params_ok(p, 1, INT8_MIN, INT8_MAX) ||
+    if (!pqlr_conv2d_plain_params_ok(p, 1, INT8_MIN, INT8_MAX) ||
         !pqlr_quant_arrays_ok(multiplier, shift, p->n_quant, p->ch_begin, p->ch_end))
         return PQLR_ERR_ARG;
     const pqlr_conv2d_params pl = *p;             /* local: int8_t stores cannot alias it */
@@ -219,4 +220,16 @@ pqlr_status pqlr_depthwise_conv2d_s8_opt(const pqlr_conv2d_params *p, const int8
         }
     }
     return PQLR_OK;
+}
+
+/* Plain layers only (pqlr_conv2d_plain); a dilated layer is refused before anything is
+ * written. depthwise_opt is the function as it was before dilation and groups existed (PQLR_BODY). */
+pqlr_status pqlr_depthwise_conv2d_s8_opt(const pqlr_conv2d_params *p, const int8_t *input,
+                                         const int8_t *weights, const int32_t *bias,
+                                         const int32_t *multiplier, const int8_t *shift,
+                                         int8_t *output)
+{
+    if (p && !pqlr_conv2d_plain(p, 1))
+        return PQLR_ERR_ARG;
+    return depthwise_opt(p, input, weights, bias, multiplier, shift, output);
 }

@@ -1,5 +1,6 @@
 /* pqlr_fully_connected_s16.c: reference fully connected layer applied to each of `rows` int16 rows
- * (tokens): (rows, in_features) -> (rows, out_features), 8/4/2/1-bit packed weights.
+ * (tokens): (rows, in_features) -> (rows, out_features), 8/4/2/1-bit packed weights; an input of
+ * any rank (..., in_features) has rows = the product of its other dimensions.
  * Oracle: pqlr.ir.ops_nn fully_connected. Plain loops, not performant by design. */
 #include "pqlr_nn.h"
 

@@ -1,6 +1,6 @@
 /* pqlr_fully_connected_s8_opt.c: optimized fully connected layer over `rows` int8 rows (tokens),
  * 8/4/2/1-bit packed weights; bit-exact with pqlr_fully_connected_s8 (same signature; methods and
- * proofs in pqlr_nn_opt.h).
+ * proofs in pqlr_nn_opt.h). An input of any rank (..., in_features) is rows x in_features.
  *
  * Blocks of 4 output channels; rows three at a time with the input zero point hoisted into the
  * bias (pqlr_dot4x3_*), the remaining rows one at a time with the zero point inside the loop (a

@@ -12,34 +12,44 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..compress.lower import accumulator_report, lower
+from ..compress.quantize import quantize_
+from ..data import FeatureConfig, KwsData
+from ..deploy.frontend import FrontendQuant
+from ..deploy.verify import verify_graph
+from ..deploy.host import model_sources, run_host
+from ..deploy.inputs import input_int8
+from ..deploy.package import ram_breakdown, write_package
+from ..deploy.plan import plan_graph
 from ..errors import PqlrError
+from ..hw.estimate import estimate
+from ..hw.profiles import load_profile
+from ..hw.toolchains import build_image, model_section_bytes
 from ..io import atomic_path
+from ..ir.interp import run_graph
+from ..ir.ops import OPS
+from ..train import DEFAULT_CACHE, evaluate, roc_auc
 
 CODE_TARGET = "rv32imac"   # code bytes are .text of the model's objects built for this target
 
 
-def lower_quantized(qmodel, classes):
-    """A converted copy of the fake-quant model, lowered to the integer Graph."""
-    from ..data import FeatureConfig
-    from ..ir.lower import lower
-    from .quantize import quantize_
+def audio_feature(data) -> FeatureConfig | None:
+    """The front end feeding the model when the data is audio (then the package gets the C front end)."""
+    return FeatureConfig() if isinstance(data, KwsData) else None
 
+
+def lower_quantized(qmodel, classes, feature=None):
+    """A converted copy of the fake-quant model, lowered to the integer Graph."""
     frozen = quantize_(copy.deepcopy(qmodel), qmodel.cfg, step="convert")
-    return lower(frozen, FeatureConfig().shape, classes=classes, feature=FeatureConfig())
+    return lower(frozen, classes=classes, feature=feature)
 
 
 def graph_macs(graph) -> int:
-    from ..ir.ops import OPS
-
     return int(sum(OPS[n.op].macs(n, graph) for n in graph.nodes))
 
 
 def code_bytes(graph, target: str = CODE_TARGET) -> int | None:
     """.text bytes of the generated model + kernels for `target` (None when its toolchain is missing)."""
-    from ..deploy.host import model_sources
-    from ..deploy.package import write_package
-    from ..hw.toolchains import build_image, model_section_bytes
-
     with tempfile.TemporaryDirectory(prefix="pqlr-code-") as d:
         write_package(d, graph)
         try:
@@ -51,19 +61,8 @@ def code_bytes(graph, target: str = CODE_TARGET) -> int | None:
         return int(model_section_bytes(image)["text"])
 
 
-def input_int8(graph, feats: torch.Tensor) -> np.ndarray:
-    """Float features (N, 1, frames, feats) -> the graph's quantized input (N, frames, feats, 1)."""
-    from ..primitives import quantize_act
-
-    t = graph.tensor(graph.inputs[0])
-    x = feats.numpy()[:, 0, :, :, None]
-    return quantize_act(x, t.scale, t.zero_point, t.bits).reshape((len(x), *t.shape))
-
-
 def measure_quantized(qmodel, ctx) -> dict:
-    from ..deploy.plan import plan_graph
-
-    g = lower_quantized(qmodel, ctx.data.classes)
+    g = lower_quantized(qmodel, class_names(ctx), audio_feature(ctx.data))
     plan = plan_graph(g)
     code = code_bytes(g)
     ctx.lowered = (qmodel, g, code)
@@ -73,19 +72,32 @@ def measure_quantized(qmodel, ctx) -> dict:
             "params": int(sum(p.numel() for n, p in qmodel.named_parameters() if n.endswith("weight")))}
 
 
-def _test_features(ctx):
-    from ..data import FeatureConfig
-    from ..train import DEFAULT_CACHE
+def class_names(ctx) -> list[str] | None:
+    """Class names for the graph's outputs (None for a reconstruction model)."""
+    return list(ctx.data.classes) if ctx.task == "classify" else None
 
+
+def test_inputs(ctx) -> tuple[torch.Tensor, torch.Tensor]:
     return DEFAULT_CACHE.get(ctx.data.test, FeatureConfig())
+
+
+def score(ctx, model) -> float:
+    """The task's metric on the test split: accuracy (classify) or ROC AUC (anomaly)."""
+    return float(evaluate(model, ctx.data.test, task=ctx.task).accuracy)
+
+
+def integer_score(ctx, g, x_float: torch.Tensor, labels: torch.Tensor, y_int: np.ndarray) -> float:
+    """The task's metric of the integer outputs: top-1 accuracy, or ROC AUC of the reconstruction error."""
+    if ctx.task == "classify":
+        return float((y_int.reshape(len(y_int), -1).argmax(1) == labels.numpy()).mean())
+    out = g.tensor(g.outputs[0])
+    recon = (y_int.reshape(len(y_int), -1).astype(np.float64) - out.zero_point) * out.scale
+    err = ((recon - x_float.reshape(len(x_float), -1).numpy()) ** 2).mean(axis=1)
+    return float(roc_auc(err, labels.numpy()))
 
 
 def _estimate(cfg, graph, x, final: dict, pkg, acc_int: float, ctx) -> dict:
     """The target's cost estimate, from instructions counted on its emulator when one runs its ISA."""
-    from ..deploy.verify import verify_graph
-    from ..hw.estimate import estimate
-    from ..hw.profiles import load_profile
-
     prof = load_profile(cfg.target)
     measured = {}
     if prof.verify_target:
@@ -103,33 +115,27 @@ def _estimate(cfg, graph, x, final: dict, pkg, acc_int: float, ctx) -> dict:
 
 def finalize(cfg, ctx, log: Callable[[str], None] = print) -> dict:
     """Lower the final model, write OUTPUT.bin + the OUTPUT/ package, check the C on the host."""
-    from ..data import FeatureConfig
-    from ..deploy.frontend import FrontendQuant
-    from ..deploy.host import run_host
-    from ..deploy.package import ram_breakdown, write_package
-    from ..ir.interp import run_graph
-    from ..ir.lower import accumulator_report
-    from ..train import evaluate
-
+    feature = audio_feature(ctx.data)
     if ctx.lowered is not None and ctx.lowered[0] is ctx.qmodel:   # measured by the last stage
         _, g, code = ctx.lowered
     else:                                                          # e.g. every stage restored by --resume
-        g = lower_quantized(ctx.qmodel, ctx.data.classes)
+        g = lower_quantized(ctx.qmodel, class_names(ctx), feature)
         code = code_bytes(g)
     classes = list(ctx.data.classes)
     g.meta["wake_class"] = classes.index("hey_kimi") if "hey_kimi" in classes else 0
-    feats, labels = _test_features(ctx)
+    g.meta["task"] = ctx.task
+    feats, labels = test_inputs(ctx)
     x = input_int8(g, feats)
     y_int = run_graph(g, x)
-    acc_int = float((y_int.reshape(len(x), -1).argmax(1) == labels.numpy()).mean())
-    acc_fq = float(evaluate(ctx.qmodel, ctx.data.test).accuracy)
+    acc_int = integer_score(ctx, g, feats, labels, y_int)
+    acc_fq = score(ctx, ctx.qmodel)
     t_in = g.tensor(g.inputs[0])
-    meta = {"classes": list(ctx.data.classes), "dataset": cfg.dataset, "accuracy_fakequant": acc_fq,
+    meta = {"classes": classes, "dataset": cfg.dataset, "task": ctx.task, "accuracy_fakequant": acc_fq,
             "accuracy_int": acc_int, "feature": g.meta.get("feature"), "wake_class": g.meta["wake_class"]}
     out_dir = cfg.out_dir
     pkg = write_package(out_dir, g, ram_budget=cfg.ram, n_tiles=cfg.tiles, meta=meta,
                         bin_name=Path(cfg.output).name,
-                        frontend=(FeatureConfig(), FrontendQuant(t_in.scale, t_in.zero_point)))
+                        frontend=(feature, FrontendQuant(t_in.scale, t_in.zero_point)) if feature else None)
     with atomic_path(cfg.output) as tmp:
         shutil.copyfile(pkg.bin_path, tmp)
     n_check = min(len(x), 64)
@@ -140,16 +146,18 @@ def finalize(cfg, ctx, log: Callable[[str], None] = print) -> dict:
     ram = ram_breakdown(pkg.arena, pkg.tiles, cfg.ram)
     acc_rows = accumulator_report(g)
     final = {
+        "metric": "accuracy" if ctx.task == "classify" else "roc_auc",
         "accuracy": acc_fq, "accuracy_int": acc_int,
         "weight_bytes": g.weight_bytes(), "flash_bytes": g.weight_bytes() + (code or 0),
         "bin_bytes": Path(cfg.output).stat().st_size, "code_bytes": code,
         "ram_peak_bytes": ram["total"], "ram": ram, "macs": graph_macs(g),
         "host_check": {"samples": n_check, "mismatches": mismatches, "arena_high_water": arena_hw},
-        "accumulator_overflow_possible": [r for r in acc_rows if r.get("overflow_possible")],
+        "accumulator_overflow_possible": [r for r in acc_rows if r.get("may_saturate")],
         "outputs": {"bin": str(cfg.output), "package": str(out_dir)},
     }
     if cfg.target:
         final["estimate"] = _estimate(cfg, g, x[:2], final, pkg, acc_int, ctx)
-    log(f"[final] integer accuracy {100 * acc_int:.2f}% (fake-quant {100 * acc_fq:.2f}%), C == oracle on "
+    what = "integer accuracy" if ctx.task == "classify" else "integer ROC AUC"
+    log(f"[final] {what} {100 * acc_int:.2f}% (fake-quant {100 * acc_fq:.2f}%), C == oracle on "
         f"{n_check} samples, RAM {ram['total']:,} B, weights {final['weight_bytes']:,} B -> {cfg.output}")
     return final

@@ -19,11 +19,11 @@ from typing import Any
 import yaml
 
 from ..errors import PqlrError
-from .distill import DistillConfig
-from .lowrank import LowRankConfig
-from .pipeline import PipelineConfig
-from .prune import PruneConfig
-from .quantize import QuantConfig
+from ..compress.distill import DistillConfig
+from ..compress.lowrank import LowRankConfig
+from ..compress.prune import PruneConfig
+from ..compress.quantize import QuantConfig
+from .config import PipelineConfig
 
 SECTIONS = {"prune": PruneConfig, "quant": QuantConfig, "lowrank": LowRankConfig, "distill": DistillConfig}
 

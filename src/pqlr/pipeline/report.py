@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..io import write_json, write_text
+from .measure import finalize
 
 COLUMNS = ("weight_bytes", "activation_bytes", "code_bytes", "macs", "accuracy")
 
@@ -38,7 +39,7 @@ def report_markdown(report: dict) -> str:
            f"Command: `{report['command']}`", "", table_markdown(report["stages"]), ""]
     t = report.get("teacher")
     if t:
-        out += [f"Teacher `{t['name']}`: accuracy {100 * t['accuracy']:.1f}%, {t['params']:,} parameters, "
+        out += [f"Teacher `{t['name']}`: {report['final'].get('metric', 'accuracy')} {100 * t['accuracy']:.1f}%, {t['params']:,} parameters, "
                 f"{_fmt_bytes(t['weight_bytes'])} fp32 ({t['source']}). Every fine-tuning phase used the "
                 f"distillation loss (T = {cfg['distill']['temperature']}, alpha = {cfg['distill']['alpha']}).", ""]
     f = report["final"]
@@ -61,8 +62,6 @@ def write_report(out_dir: Path, report: dict, log: Callable[[str], None] = print
 
 def build_report(cfg, ctx, rows: list[dict], teacher_row: dict | None, *, seconds: float,
                  log: Callable[[str], None] = print) -> dict:
-    from .measure import finalize
-
     final = finalize(cfg, ctx, log=log)
     report = {
         "command": " ".join(["pqlr-compress", *sys.argv[1:]]) if sys.argv and "compress" in sys.argv[0] else "run_pipeline()",

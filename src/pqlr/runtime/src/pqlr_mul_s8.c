@@ -1,0 +1,14 @@
+/* pqlr_mul_s8.c: reference element-wise multiply of two int8_t operands: (x1 - zp1) * (x2 - zp2)
+ * rescaled once to the output (pqlr_mul_params), with NumPy broadcasting (see pqlr_elem.h);
+ * in2 is the second input tensor or the constant operand's array. Oracle: pqlr.ir.ops_elem mul. */
+#include "pqlr_elem.h"
+
+pqlr_status pqlr_mul_s8(const pqlr_mul_params *p, const int8_t *in1, const int8_t *in2,
+                        int8_t *output)
+{
+    if (!p || !in1 || !in2 || !output || !pqlr_mul_params_ok(p, INT8_MIN, INT8_MAX))
+        return PQLR_ERR_ARG;
+    const pqlr_mul_params q = *p;   /* a local copy: no output store can alias it */
+    PQLR_BROADCAST_LOOP(&q, in1, in2, output, int8_t, pqlr_mul_one);
+    return PQLR_OK;
+}
