@@ -23,12 +23,12 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from pqlr.compress.measure import input_int8
+from pqlr.deploy.inputs import input_int8
 from pqlr.compress.quantize import QuantConfig, quantize_
 from pqlr.deploy.verify import verify_graph
 from pqlr.io import write_json
 from pqlr.ir import ops_nn
-from pqlr.ir.lower import lower
+from pqlr.compress.lower import lower
 from pqlr.ir.ops_select import use_variant
 from pqlr.models import build_model
 

@@ -12,7 +12,9 @@ import torch
 
 from pqlr.cli import main
 from pqlr.io import load_state
-from pqlr.models import build_model, model_stats
+from pqlr.capture import capture
+from pqlr.capture.stats import graph_stats
+from pqlr.models import build_model
 
 FREQS = {"high": 2200.0, "low": 300.0, "mid": 900.0}   # Hz, one tone per word
 
@@ -82,7 +84,7 @@ def test_fine_tune_from_checkpoint_and_user_model(trained, words, tmp_path):
                     "class Net(torch.nn.Module):\n"
                     "    def __init__(self, n_classes, input_shape):\n"
                     "        super().__init__()\n"
-                    "        self.fc = torch.nn.Linear(input_shape[0] * input_shape[1], n_classes)\n"
+                    "        self.fc = torch.nn.Linear(input_shape[0] * input_shape[1] * input_shape[2], n_classes)\n"
                     "    def forward(self, x):\n"
                     "        return self.fc(x.flatten(1))\n")
     assert main(["train", "--model", f"{user}:Net", "--dataset", f"speech_commands:{words}", "--epochs", "1",
@@ -95,7 +97,7 @@ def test_info_json_matches_model_stats(tmp_path, capsys):
     out = tmp_path / "i.json"
     assert main(["info", "--model", "ds-cnn-s", "--json", str(out)]) == 0
     info = json.loads(out.read_text())
-    ref = model_stats(build_model("ds-cnn-s", 12), (1, 49, 10))
+    ref = graph_stats(capture(build_model("ds-cnn-s", 12, seed=0), (1, 49, 10)))
     assert info["params"] == ref["params"] == 23180 and info["macs"] == ref["macs"]
     assert [l["name"] for l in info["layers"]] == [l["name"] for l in ref["layers"]]
     table = capsys.readouterr().out
@@ -110,7 +112,7 @@ def test_info_json_matches_model_stats(tmp_path, capsys):
     (["train", "--model", "ds-cnn-s", "--dataset", "WORDS", "--optimizer", "lion", "--out", "OUT"], "lion"),
     (["eval", "--model", "ds-cnn-s", "--dataset", "WORDS"], "give a checkpoint"),
     (["eval", "--model", "/no/such.safetensors", "--dataset", "WORDS"], "no such checkpoint"),
-    (["info", "--model", "ds-cnn-s", "--input-shape", "49by10"], "FRAMESxFEATURES"),
+    (["info", "--model", "ds-cnn-s", "--input-shape", "49by10"], "give one sample's shape"),
     (["info", "--model", "ds-cnn-s", "--classes", "1"], "--classes"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, needle, words, tmp_path, capsys):

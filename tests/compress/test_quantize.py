@@ -1,5 +1,7 @@
-"""Quantization: BN folding, LSQ+ quantizers (exactness vs primitives, finite-difference gradients),
+"""Quantization: BN folding on the captured graph, LSQ+ quantizers (exactness vs primitives,
+finite-difference gradients), the quantized program's decisions (fusion, quantizer placement),
 prepare / QAT step / convert, and loud failures for unsupported layers and bad configs."""
+import copy
 import math
 
 import numpy as np
@@ -8,11 +10,18 @@ import torch
 from torch import nn
 
 from pqlr import primitives as P
+from pqlr.capture import capture
 from pqlr.compress.fold import fold_bn
 from pqlr.compress.qmodules import ActQuant, WeightQuant
 from pqlr.compress.quantize import QuantConfig, build_program, quantize_
 from pqlr.errors import PqlrError, UnsupportedError
 from pqlr.models import build_model
+
+SHAPE = (1, 49, 10)
+
+
+def _dscnn(**kw):
+    return capture(build_model("ds-cnn-s", 12, seed=0, **kw), SHAPE)
 
 
 def _randomize_bn(model, seed=0):
@@ -29,14 +38,45 @@ def _randomize_bn(model, seed=0):
 def test_fold_bn_keeps_eval_outputs():
     model = build_model("ds-cnn-s", 12, seed=1, channels=(16, 24, 20))
     _randomize_bn(model)
-    model.eval()
+    gm = capture(model.eval(), SHAPE)
     x = torch.randn(8, 1, 49, 10, generator=torch.Generator().manual_seed(2))
-    ref = model(x)
-    folded = fold_bn(model)
+    ref = gm(x)
+    folded = fold_bn(gm)
     assert folded == ["bn", "blocks.0.dw_bn", "blocks.0.pw_bn", "blocks.1.dw_bn", "blocks.1.pw_bn"]
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
-    assert model.conv.bias is not None
-    torch.testing.assert_close(model(x), ref, rtol=1e-4, atol=1e-4)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in gm.modules()) and not gm.graph.by_op("batchnorm")
+    assert gm.module("conv").bias is not None
+    torch.testing.assert_close(gm(x), ref, rtol=1e-4, atol=1e-4)
+
+
+class NormAfterAdd(nn.Module):
+    """BatchNorms that cannot fold: after an add, and a BatchNorm1d over a Linear's (C, L) output."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn = nn.Conv1d(4, 4, 3, padding=1), nn.BatchNorm1d(4)
+        self.lin, self.bn2 = nn.Linear(6, 6), nn.BatchNorm1d(4)
+
+    def forward(self, x):                       # (B, 4, 6)
+        y = self.bn(x + self.conv(x))
+        return self.bn2(self.lin(y))
+
+
+def test_unfoldable_batchnorms_stay_as_per_channel_affines():
+    m = NormAfterAdd()
+    _randomize_bn(m)
+    for bn in (m.bn, m.bn2):
+        bn.running_mean.copy_(torch.randn(4) * 0.3)
+        bn.running_var.copy_(torch.rand(4) + 0.5)
+    gm = capture(m.eval(), (4, 6))
+    assert fold_bn(gm) == [] and len(gm.graph.by_op("batchnorm")) == 2
+    prog = build_program(gm)
+    assert [op.kind for op in prog.ops] == ["input", "conv", "add", "affine", "linear", "affine"]
+    assert prog.affines == ["bn", "bn2"]
+    x = torch.randn(16, 4, 6)
+    qm = quantize_(copy.deepcopy(gm), QuantConfig(method="ptq"), calib=[x])
+    with torch.no_grad():
+        with qm.float_mode():
+            torch.testing.assert_close(qm(x), gm(x), rtol=1e-5, atol=1e-5)
 
 
 # ---------------------------------------------------------------- exactness vs primitives
@@ -129,7 +169,7 @@ def _calib(n=32, seed=5):
 
 
 def test_prepare_qat_step_and_convert():
-    model = build_model("ds-cnn-s", 12, seed=0, channels=(16, 16, 16))
+    model = _dscnn(channels=(16, 16, 16))
     qm = quantize_(model, QuantConfig(wbits=4, abits=8), calib=_calib())
     assert qm.training
     params = [p for p in qm.parameters() if p.requires_grad]
@@ -155,7 +195,7 @@ def test_prepare_qat_step_and_convert():
 def test_ptq_init_methods_give_close_logits(init):
     model = build_model("ds-cnn-s", 12, seed=0, channels=(16, 16, 16))
     _randomize_bn(model)
-    qm = quantize_(model, QuantConfig(method="ptq", init=init), calib=_calib())
+    qm = quantize_(model, QuantConfig(method="ptq", init=init), calib=_calib(), input_shape=SHAPE)
     qm.eval()
     x = _calib(32, 9)[0]
     with torch.no_grad():
@@ -167,7 +207,7 @@ def test_ptq_init_methods_give_close_logits(init):
 
 
 def test_mixed_and_first_last_bits_reach_quantizers():
-    model = build_model("ds-cnn-s", 12, seed=0, channels=(16, 16, 16))
+    model = _dscnn(channels=(16, 16, 16))
     cfg = QuantConfig(wbits=2, first_last_8bit=True, per_layer_wbits={"blocks.0.pw": 1})
     qm = quantize_(model, cfg, calib=_calib())
     assert qm.weight_bits() == {"conv": 8, "blocks.0.dw": 2, "blocks.0.pw": 1, "blocks.1.dw": 2,
@@ -180,23 +220,63 @@ def test_bad_config_values_fail_loudly():
         with pytest.raises(PqlrError):
             QuantConfig(**kw)
     with pytest.raises(PqlrError, match="calibration"):
-        quantize_(build_model("ds-cnn-s", 12, seed=0), QuantConfig(), calib=None)
+        quantize_(_dscnn(), QuantConfig(), calib=None)
     with pytest.raises(PqlrError, match=r"unknown layers \['blocks.9.pw'\]"):
-        quantize_(build_model("ds-cnn-s", 12, seed=0), QuantConfig(per_layer_wbits={"blocks.9.pw": 4}), calib=_calib())
+        quantize_(_dscnn(), QuantConfig(per_layer_wbits={"blocks.9.pw": 4}), calib=_calib())
     with pytest.raises(PqlrError, match="step"):
-        quantize_(build_model("ds-cnn-s", 12, seed=0), QuantConfig(), step="train", calib=_calib())
+        quantize_(_dscnn(), QuantConfig(), step="train", calib=_calib())
+    with pytest.raises(PqlrError, match="input_shape"):
+        quantize_(build_model("ds-cnn-s", 12, seed=0), QuantConfig(), calib=_calib())
+
+
+class Fused(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pad = nn.ZeroPad2d((1, 2, 0, 1))
+        self.conv = nn.Conv2d(1, 4, 3)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        y = torch.relu6(self.conv(self.pad(x))) if hasattr(torch, "relu6") else nn.functional.relu6(self.conv(self.pad(x)))
+        a = y.mean((2, 3))
+        return self.fc(torch.relu(a + a)) * 0.5
+
+
+def test_program_fuses_clamps_pads_and_scales():
+    gm = capture(Fused(), (1, 6, 5))
+    prog = build_program(gm)
+    kinds = [op.kind for op in prog.ops]
+    assert kinds == ["input", "conv", "mean", "add", "linear", "scale"]
+    conv = prog.ops[1]
+    assert conv.attrs["padding"] == ((0, 1), (1, 2)) and conv.attrs["act"] == ("hardtanh", 0.0, 6.0)
+    assert prog.ops[3].attrs["act"] == ("relu",)
+    assert set(prog.quantizers) == {op.output for op in prog.ops} and prog.quantizers[prog.output] == 8
+    prog4 = build_program(gm, abits=4)
+    assert prog4.quantizers["conv"] == 4 and prog4.quantizers[prog4.output] == 8   # logits stay 8 bit
+
+
+def test_aliases_share_their_source_quantizer():
+    tf = capture(build_model("microbert-fast", 12, seed=0), SHAPE)
+    prog = build_program(tf)
+    view = prog.tensors["view"]
+    assert view.quant == "blocks.0.attn.q" and "view" not in prog.quantizers
+    sm = [op for op in prog.ops if op.kind == "softmax"][0]
+    assert prog.fixed[sm.output] == "softmax"
+    mm = [op for op in prog.ops if op.kind == "matmul"][0]
+    assert mm.attrs["alpha"] == pytest.approx(1 / 4)        # 1/sqrt(d_head) folded in
+    prog16 = build_program(tf, abits=16)
+    assert prog16.ops[1].kind == "widen" and all(t.bits == 16 for k, t in prog16.tensors.items() if k != "input")
 
 
 def test_unsupported_layer_is_named():
-    seq = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Tanh(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
-    with pytest.raises(UnsupportedError, match=r"layer 1: Tanh"):
-        build_program(seq)
-    with pytest.raises(UnsupportedError, match=r"model GRU"):
-        build_program(nn.GRU(10, 8))
-    tf = build_model("microbert-fast", 12, seed=0)
-    tf.blocks[1].ffn.act = nn.ReLU()
-    with pytest.raises(UnsupportedError, match=r"blocks\.1\.ffn\.act: ReLU"):
-        build_program(tf)
-    dil = nn.Sequential(nn.Conv2d(1, 4, 3, dilation=2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
-    with pytest.raises(UnsupportedError, match=r"layer 0: Conv2d with dilation"):
-        build_program(dil)
+    class Gate(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gate = nn.Parameter(torch.zeros(10))
+
+        def forward(self, x):                       # (B, 49, 10): an activation of a parameter
+            return x * torch.sigmoid(self.gate)
+    with pytest.raises(UnsupportedError, match=r"node sigmoid .*expected an activation tensor"):
+        quantize_(Gate(), QuantConfig(), calib=[torch.randn(4, 49, 10)], input_shape=(49, 10))
+    with pytest.raises(UnsupportedError, match=r"module .*GRU.* is not supported"):
+        quantize_(nn.GRU(10, 8), QuantConfig(), calib=_calib(), input_shape=(49, 10))

@@ -5,12 +5,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from pqlr.compress.measure import input_int8  # noqa: E402
+from pqlr.deploy.inputs import input_int8  # noqa: E402
 from pqlr.compress.quantize import QuantConfig, quantize_  # noqa: E402
 from pqlr.deploy.host import run_host  # noqa: E402
 from pqlr.deploy.package import write_package  # noqa: E402
 from pqlr.ir.interp import run_graph  # noqa: E402
-from pqlr.ir.lower import lower  # noqa: E402
+from pqlr.compress.lower import lower  # noqa: E402
 from pqlr.models import build_model  # noqa: E402
 
 
@@ -19,7 +19,8 @@ def test_lowered_model_runs_bit_exact(name, wbits, double_buffer, tmp_path):
     torch.manual_seed(0)
     x = torch.randn(24, 1, 49, 10)
     qm = quantize_(build_model(name, 12, seed=0).eval(),
-                   QuantConfig(wbits=wbits, abits=8, method="ptq", init="minmax"), calib=[x])
+                   QuantConfig(wbits=wbits, abits=8, method="ptq", init="minmax"), calib=[x],
+                   input_shape=(1, 49, 10))
     g = lower(quantize_(qm, None, step="convert"))
     xi = input_int8(g, x[:4])
     ref = run_graph(g, xi)

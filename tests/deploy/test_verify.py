@@ -13,6 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from pqlr.capture import capture  # noqa: E402
 from pqlr.compress.quantize import QuantConfig, quantize_  # noqa: E402
 from pqlr.data import FeatureConfig, load_dataset  # noqa: E402
 from pqlr.deploy.binfmt import write_bin  # noqa: E402
@@ -23,8 +24,9 @@ from pqlr.errors import PqlrError  # noqa: E402
 from pqlr.hw import toolchains  # noqa: E402
 from pqlr.io import save_state  # noqa: E402
 from pqlr.ir.interp import run_graph  # noqa: E402
-from pqlr.ir.lower import lower  # noqa: E402
+from pqlr.compress.lower import lower  # noqa: E402
 from pqlr.models import build_model  # noqa: E402
+from pqlr.pipeline.checkpoint import fakequant_accuracy  # noqa: E402
 from pqlr.train.batches import compute_features  # noqa: E402
 
 import graphs  # noqa: E402  (tests/deploy/graphs.py)
@@ -57,7 +59,7 @@ def tiny_model(fsdd, tmp_path_factory):
     float_state = copy.deepcopy(model.state_dict())
     calib = compute_features(fsdd.train, fcfg)                       # (N, 1, 49, 10) real clips
     cfg = QuantConfig(wbits=4, abits=8, method="ptq", init="minmax")
-    qm = quantize_(copy.deepcopy(model), cfg, calib=[calib])
+    qm = quantize_(copy.deepcopy(model), cfg, calib=[calib], input_shape=(1, 49, 10))
     qm = quantize_(qm, None, step="convert")
     g = lower(qm, classes=fsdd.classes, feature=fcfg)
     d = tmp_path_factory.mktemp("verify")
@@ -65,9 +67,10 @@ def tiny_model(fsdd, tmp_path_factory):
     write_bin(d / "streamed.bin", g, plan_tiles(g, arena, n_tiles=3, double_buffer=True))
     write_bin(d / "const.bin", g)
     ckpt = d / "quantized.safetensors"       # the layout of a `pqlr compress` stage checkpoint
-    save_state(ckpt, {**{f"float.{k}": v for k, v in float_state.items()},
+    captured = capture(model, (1, 49, 10))
+    save_state(ckpt, {**{f"float.{k}": v for k, v in captured.state_dict().items()},
                       **{f"quant.{k}": v for k, v in qm.state_dict().items()}},
-               {"stage": "quantized", "model_config": model.config.to_dict(), "quant_config": asdict(cfg)})
+               {"stage": "quantized", "model_spec": captured.spec(), "quant_config": asdict(cfg)})
     return {"streamed": d / "streamed.bin", "const": d / "const.bin"}, ckpt, qm, g
 
 
@@ -77,7 +80,8 @@ def test_real_model_bit_exact_on_target(tiny_model, fsdd, target, layout):
     if not have(target):
         pytest.skip(f"{target} toolchain not installed")
     bins, ckpt, qm, g = tiny_model
-    r = verify(bins[layout], target, dataset=fsdd, limit=8, fakequant=ckpt, sanitize=target == "host")
+    r = verify(bins[layout], target, dataset=fsdd, limit=8, fakequant=lambda f, y: fakequant_accuracy(ckpt, f, y),
+               sanitize=target == "host")
     assert KEYS <= set(r)
     assert r["samples"] == 8 and r["mismatches"] == 0 and r["mismatched_bytes"] == 0
     assert r["soft_float_symbols"] == []

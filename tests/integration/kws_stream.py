@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from kws_trained import FEATURES, labels
-from pqlr.compress.measure import input_int8
+from pqlr.deploy.inputs import input_int8
 from pqlr.deploy.frontend import FRONTEND_SOURCES, c_features
 from pqlr.deploy.host import model_sources
 from pqlr.ir.interp import run_graph

@@ -25,7 +25,7 @@ from pqlr.data import FeatureConfig, load_dataset
 from pqlr.deploy.frontend import FrontendQuant
 from pqlr.deploy.package import write_package
 from pqlr.ir.graph import Graph
-from pqlr.ir.lower import lower
+from pqlr.compress.lower import lower
 from pqlr.models import build_model, load_model, save_model
 from pqlr.runtime.build import cache_dir
 from pqlr.train import DEFAULT_CACHE, TrainConfig, evaluate, train
@@ -115,11 +115,12 @@ def trained_kws(folder: Path) -> TrainedKws:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        qmodel = quantize_(copy.deepcopy(model), QUANT, step="prepare", calib=_calibration(data))
+        qmodel = quantize_(copy.deepcopy(model), QUANT, step="prepare", calib=_calibration(data),
+                           input_shape=(1, *FEATURES.shape))
         quantize_(qmodel, QUANT, step="convert")
     finally:
         torch.set_num_threads(threads)
-    graph = lower(qmodel, FEATURES.shape, classes=data.classes, feature=FEATURES)
+    graph = lower(qmodel, classes=data.classes, feature=FEATURES)
     graph.meta["wake_class"] = data.classes.index(WAKE)
     t_in = graph.tensor(graph.inputs[0])
     quant = FrontendQuant(t_in.scale, t_in.zero_point)

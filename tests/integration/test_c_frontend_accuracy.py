@@ -1,11 +1,11 @@
 """The deployed input path keeps the model's accuracy: on the whole test split, the integer model
 (pqlr.ir.interp.run_graph, the oracle the generated C is bit-exact to) fed by the fixed-point C
 frontend scores within 0.5 points of the same model fed by the float features quantized in Python
-(pqlr.compress.measure.input_int8) -- the path the pipeline reports its integer accuracy on."""
+(pqlr.deploy.inputs.input_int8) -- the path the pipeline reports its integer accuracy on."""
 import numpy as np
 
 from kws_trained import FEATURES, labels
-from pqlr.compress.measure import input_int8
+from pqlr.deploy.inputs import input_int8
 from pqlr.deploy.frontend import c_features
 from pqlr.ir.interp import run_graph
 from pqlr.train import DEFAULT_CACHE

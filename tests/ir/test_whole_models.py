@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from pqlr.compress.measure import input_int8
+from pqlr.deploy.inputs import input_int8
 from pqlr.compress.mixed import MixedConfig, plan_mixed
 from pqlr.compress.quantize import QuantConfig, quantize_
 from pqlr.data import FeatureConfig, load_dataset
 from pqlr.ir.interp import run_graph
-from pqlr.ir.lower import lower
+from pqlr.compress.lower import lower
 from pqlr.models import build_model
 from pqlr.train import DEFAULT_CACHE, TrainConfig, evaluate, train
 
@@ -42,14 +42,14 @@ def _quantized(model, data, wbits, abits, per_layer=None):
     calib = [x[i:i + 64] for i in range(0, 128, 64)]
     cfg = QuantConfig(wbits=wbits, abits=abits, method="lsq+", calib=128, init="percentile",
                       per_layer_wbits=per_layer, first_last_8bit=(wbits == 1))
-    q = quantize_(copy.deepcopy(model), cfg, step="prepare", calib=calib)
+    q = quantize_(copy.deepcopy(model), cfg, step="prepare", calib=calib, input_shape=(1, 49, 10))
     if wbits < 8 or abits < 8:      # one short QAT epoch so low-bit models are worth comparing
         train(q, data, TrainConfig(epochs=1, augment=False, seed=0, lr=1e-3), progress=False)
     return quantize_(q, cfg, step="convert")
 
 
 def _compare(q, data):
-    g = lower(q, FeatureConfig().shape, classes=data.classes, feature=FeatureConfig())
+    g = lower(q, classes=data.classes, feature=FeatureConfig())
     feats, labels = DEFAULT_CACHE.get(data.test, FeatureConfig())
     y = run_graph(g, input_int8(g, feats))
     acc_int = float((y.reshape(len(y), -1).argmax(1) == labels.numpy()).mean())
@@ -71,7 +71,8 @@ def test_mixed_precision_meets_budget_and_matches(models, data):
     m = models["ds-cnn-s"]
     x, _ = DEFAULT_CACHE.get(data.train, FeatureConfig())
     calib = [x[:64]]
-    probe = quantize_(copy.deepcopy(m), QuantConfig(wbits=8, abits=8, calib=64), step="prepare", calib=calib)
+    probe = quantize_(copy.deepcopy(m), QuantConfig(wbits=8, abits=8, calib=64), step="prepare", calib=calib,
+                      input_shape=(1, 49, 10))
     budget = 12_000
     bits, table = plan_mixed(probe, calib, MixedConfig(flash=budget))
     assert len(set(bits.values())) > 1 and len(table) == len(bits)

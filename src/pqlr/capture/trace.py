@@ -610,6 +610,11 @@ def trace(model: nn.Module, input_shape) -> tuple[CGraph, dict[str, nn.Module], 
     input_shape = tuple(int(s) for s in input_shape)
     if not input_shape or min(input_shape) < 1:
         raise PqlrError(f"input shape {input_shape}: give one sample's shape, e.g. (1, 49, 10) or (3, 32, 32)")
+    if type(model).__module__.startswith("torch.nn") and not isinstance(model, nn.Sequential):
+        if type(model) not in MODULES:
+            raise UnsupportedError(f"model {type(model).__name__}: module {type(model).__name__} is not supported; "
+                                   f"supported operations: {DOCS}")
+        model = nn.Sequential(model)                    # a bare supported layer: trace it as one node
     was_training = model.training
     model.eval()
     try:

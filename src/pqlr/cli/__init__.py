@@ -12,7 +12,7 @@ import sys
 
 from ..errors import PqlrError
 
-COMMANDS = ("train", "eval", "info", "compress", "verify", "plan", "estimate", "data")
+COMMANDS = ("train", "eval", "info", "prune", "compress", "verify", "plan", "estimate", "data", "ops")
 
 
 class Parser(argparse.ArgumentParser):

@@ -14,6 +14,7 @@ from ..errors import PqlrError
 from ..io import parse_bytes, write_json
 from ..pipeline import PipelineConfig, run_pipeline
 from ..pipeline.recipe import load_recipe
+from .info import parse_shape
 
 EPILOG = """examples:
   pqlr-compress --model tinybert --dataset kws_chinese --sparse 0.7 --wbits 4 --rank 16 \\
@@ -40,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", help="kws_chinese, kws_english, fsdd:PATH, speech_commands:PATH (audio, MFCC "
                    "features), npz:FILE (arrays x, y [, x_val, y_val, x_test, y_test]), images:DIR (a folder "
                    "per class) (default: kws_chinese)")
+    g.add_argument("--input-shape", help="one sample's shape, e.g. 3x96x96: images: are resized to it, npz: "
+                   "samples must have it (default: the data's; images: 3x32x32)")
     g.add_argument("--task", choices=["classify", "anomaly"],
                    help="classify (accuracy) or anomaly (an autoencoder, scored by ROC AUC; distillation "
                         "matches the teacher's outputs); default: the dataset's")
@@ -102,6 +105,8 @@ def config_from_args(args):
     top = {k: v for k, v in top.items() if v is not None}
     if args.words:
         top["words"] = tuple(w.strip() for w in args.words.split(",") if w.strip())
+    if args.input_shape is not None:
+        top["input_shape"] = parse_shape(args.input_shape)
     if args.ram is not None:
         top["ram"] = parse_bytes(args.ram)
     if args.flash is not None:

@@ -287,8 +287,12 @@ def explain(gm: GraphModel, groups: list[Group]) -> str:
     g = gm.graph
     lines = []
     for gr in groups:
-        per = len(gr.atoms[0].units)
-        lines.append(f"group {gr.name}: {len(gr)} {gr.kind} ({per} units each)")
+        layer = gr.producers[0][0]
+        node = next(n for n in g.nodes if n.module == layer)
+        d = 0 if node.op == "conv" else len(node.shape) - 1
+        per = sum(1 for t, dd, _ in gr.atoms[0].units if t == node.name and dd == d)
+        unit = gr.kind[:-1] if len(gr) == 1 else gr.kind
+        lines.append(f"group {gr.name}: {len(gr)} {unit}" + (f" ({per} output channels of {layer} each)" if per > 1 else ""))
         for layer, how in gr.producers:
             lines.append(f"    {layer:32s} {'output channels (weight rows)' if how == 'rows' else 'input channels (weight columns)'}")
         touched = [t for t, d in gr.dims if g.node(t).op not in WEIGHT_OPS]

@@ -210,17 +210,17 @@ IN_PLACE_KERNELS = {"conv2d": "pqlr_conv2d_1x1_inplace_s8",
 
 def in_place_scratch_bytes(node: Node, graph: Graph) -> int | None:
     """Scratch bytes of the in-place kernel of `node`, or None when it cannot run in place
-    (mirrors pqlr_conv2d_1x1_inplace_ok / pqlr_depthwise_conv2d_inplace_ok in pqlr_nn.h)."""
+    (mirrors pqlr_conv2d_plain and pqlr_conv2d_1x1_inplace_ok / pqlr_depthwise_conv2d_inplace_ok in
+    pqlr_nn.h: dilated and grouped layers never run in place)."""
     if node.op not in IN_PLACE_KERNELS or graph.tensor(node.outputs[0]).dtype != "s8":
         return None
     s = _conv_struct(node, graph, node.op == "depthwise_conv2d")
     if s["stride_h"] != 1 or s["stride_w"] != 1 or (s["dilation_h"], s["dilation_w"]) != (1, 1):
         return None
-    if node.op == "conv2d" and s["groups"] != 1:
-        return None
     if node.op == "conv2d":
         pads = (s["pad_top"], s["pad_left"], s["pad_bottom"], s["pad_right"])
-        return s["out_c"] if (s["kernel_h"], s["kernel_w"]) == (1, 1) and pads == (0, 0, 0, 0) else None
+        pointwise = (s["kernel_h"], s["kernel_w"]) == (1, 1) and pads == (0, 0, 0, 0) and s["groups"] == 1
+        return s["out_c"] if pointwise else None
     if (s["out_h"], s["out_w"]) != (s["in_h"], s["in_w"]):
         return None
     return (s["pad_top"] + 1) * s["in_w"] * s["in_c"]        # ring of pad_top + 1 input rows

@@ -26,6 +26,7 @@ from typing import Iterator
 
 from ..errors import PqlrError
 from .graph import Graph, Node
+from .opkit import CKernel
 from .ops import OPS, c_kernel
 
 VARIANTS = ("reference", "opt")
@@ -39,7 +40,6 @@ OPT_KERNELS: dict[str, tuple[str, str]] = {
     "pqlr_fully_connected_s8": ("pqlr_fully_connected_s8_opt", _WEIGHTED.format("pqlr_fully_connected_params")),
     "pqlr_avg_pool2d_s8": ("pqlr_avg_pool2d_s8_opt", "const pqlr_avg_pool2d_params *, const int8_t *, int8_t *"),
 }
-
 
 
 def _plain_conv(fields: dict) -> bool:
@@ -72,8 +72,11 @@ def layer_kernel(node: Node, graph: Graph, variant: str) -> str | None:
     """The C function the call of `node` uses under `variant` (None: an op without one kernel)."""
     _check(variant)
     k = c_kernel(node, graph)
-    if k is None:
-        return None
+    return None if k is None else _chosen(k, variant)
+
+
+def _chosen(k: CKernel, variant: str) -> str:
+    """kernel_name(k.fn, variant) if the optimized kernel takes this layer, else k.fn."""
     takes = OPT_TAKES.get(k.fn)
     return k.fn if takes is not None and not takes(k.fields) else kernel_name(k.fn, variant)
 
@@ -88,7 +91,7 @@ def _rename(text: str, node: Node, graph: Graph, variant: str) -> str:
     k = c_kernel(node, graph)
     if k is None:
         return text
-    fn, new = k.fn, layer_kernel(node, graph, variant)
+    fn, new = k.fn, _chosen(k, variant)
     if new == fn:
         return text
     call = f"PQLR_CHECK({fn}(&p, "

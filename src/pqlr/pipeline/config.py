@@ -21,6 +21,7 @@ class PipelineConfig:
     holdout_speaker: str | None = None
     teacher: str | None = None
     task: str | None = None         # "classify" or "anomaly" (an autoencoder scored by ROC AUC); None: the data's
+    input_shape: tuple[int, ...] | None = None   # one sample's shape: images: are resized to it, npz: checked
     prune: prune.PruneConfig = field(default_factory=prune.PruneConfig)
     quant: QuantConfig = field(default_factory=lambda: QuantConfig(wbits=4, abits=8, method="lsq+"))
     lowrank: lowrank.LowRankConfig | None = field(default_factory=lowrank.LowRankConfig)
@@ -53,6 +54,11 @@ class PipelineConfig:
                 raise PqlrError(f"--{f.replace('_', '-')} must be >= 0, got {getattr(self, f)}")
         if self.batch_size < 1 or self.lr <= 0 or (self.finetune_lr is not None and self.finetune_lr <= 0):
             raise PqlrError("batch size and learning rates must be positive")
+        if self.input_shape is not None:
+            shape = tuple(int(v) for v in self.input_shape)
+            if not shape or min(shape) < 1:
+                raise PqlrError(f"--input-shape {self.input_shape}: give one sample's shape, e.g. 3x96x96")
+            object.__setattr__(self, "input_shape", shape)
         if self.task is not None and self.task not in TASKS:
             raise PqlrError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
         check_model_spec(self.model, "model")

@@ -63,7 +63,7 @@ def run_pipeline(cfg: PipelineConfig, *, resume: bool = False, log: Callable[[st
         load_profile(cfg.target)                        # an unknown target fails before the data loads
     data = load_dataset(cfg.dataset, words=list(cfg.words) if cfg.words else None,
                         holdout_speaker=cfg.holdout_speaker, seed=cfg.seed, per_class=cfg.per_class,
-                        progress=cfg.progress, task=cfg.task)
+                        progress=cfg.progress, task=cfg.task, input_shape=cfg.input_shape)
     task = cfg.task or getattr(data, "task", "classify")
     log(f"data: {data.name}, {len(data.classes)} classes, train/val/test = "
         f"{len(data.train)}/{len(data.val)}/{len(data.test)}, samples of shape {tuple(data.input_shape)}")

@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from pqlr.compress import pipeline
+from pqlr import pipeline
 from pqlr.compress.lowrank import LowRankConfig
 from pqlr.compress.prune import PruneConfig
 from pqlr.compress.quantize import QuantConfig
+from pqlr.pipeline import run, stages
 
 FSDD = "fsdd:../shared/data/fsdd/recordings"
 
@@ -63,15 +64,15 @@ def test_outputs_written(full_run):
 def test_resume_after_crash_gives_same_result(full_run, tmp_path, monkeypatch):
     cfg0, report0 = full_run
     cfg = _cfg(tmp_path, target="esp32-c6")
-    real = pipeline.stage_lowrank
+    real = stages.stage_lowrank
 
     def crash(ctx):
         raise RuntimeError("simulated crash")
-    monkeypatch.setattr(pipeline, "STAGES", [(n, crash if n == "low-rank" else f) for n, f in pipeline.STAGES])
+    monkeypatch.setattr(run, "STAGES", [(n, crash if n == "low-rank" else f) for n, f in stages.STAGES])
     with pytest.raises(RuntimeError, match="simulated crash"):
         pipeline.run_pipeline(cfg, log=lambda m: None)
     assert (cfg.out_dir / "stages" / "quantized.safetensors").is_file()
-    monkeypatch.setattr(pipeline, "STAGES", [(n, real if n == "low-rank" else f) for n, f in pipeline.STAGES])
+    monkeypatch.setattr(run, "STAGES", [(n, real if n == "low-rank" else f) for n, f in stages.STAGES])
     logs = []
     report = pipeline.run_pipeline(cfg, resume=True, log=logs.append)
     assert any("restored" in m for m in logs)
@@ -84,20 +85,19 @@ def test_resume_after_crash_gives_same_result(full_run, tmp_path, monkeypatch):
 def test_lowrank_stage_is_a_no_op_when_no_layer_saves_bytes(tmp_path, monkeypatch):
     """All layers skipped -> the QAT'd model is kept (not re-quantized from float); otherwise the
     factorized model is quantized again."""
-    from pqlr.compress.lowrank import LowRankConv1x1
+    from pqlr.capture import capture
     from pqlr.models import build_model
 
-    monkeypatch.setattr(pipeline, "_quant_row", lambda ctx, q: {"q": q})
-    monkeypatch.setattr(pipeline, "_quantize", lambda ctx, fm, epochs, label: ("requantized", fm))
+    monkeypatch.setattr(stages, "quant_row", lambda ctx, q: {"q": q})
+    monkeypatch.setattr(stages, "_quantize", lambda ctx, fm, epochs, label: ("requantized", fm))
     qat_model = object()
     for rank, factorized in ((32, False), (8, True)):     # 64x64 1x1 convs at 4 bits: r=32 saves nothing
-        ctx = pipeline.Context(_cfg(tmp_path, lowrank=LowRankConfig(rank=rank)), data=None)
-        ctx.model, ctx.qmodel = build_model("ds-cnn-s", 10, seed=0), qat_model
-        row = pipeline.stage_lowrank(ctx)
+        ctx = stages.Context(_cfg(tmp_path, lowrank=LowRankConfig(rank=rank)), data=None)
+        ctx.model, ctx.qmodel = capture(build_model("ds-cnn-s", 10, seed=0), (1, 49, 10)), qat_model
+        row = stages.stage_lowrank(ctx)
         rows = ctx.stage_info["lowrank"]
         if factorized:
-            assert row["q"][0] == "requantized" and isinstance(ctx.model.blocks[0].pw, LowRankConv1x1)
-            assert ctx.lowrank_summary == rows
+            assert row["q"][0] == "requantized" and "blocks.0.pw.first" in ctx.model.graph.modules()
         else:
-            assert row["q"] is qat_model and ctx.lowrank_summary is None
+            assert row["q"] is qat_model and "blocks.0.pw" in ctx.model.graph.modules()
             assert all(r["action"] == "skipped" for r in rows) and any("skipped" in n for n in ctx.notes)
