@@ -57,7 +57,7 @@ def test_help_teaches():
 
 
 def test_recipe_loading_and_errors(tmp_path):
-    from pqlr.compress.recipe import load_recipe
+    from pqlr.pipeline.recipe import load_recipe
     from pqlr.errors import PqlrError
 
     good = tmp_path / "r.yaml"
@@ -78,22 +78,21 @@ def test_finetune_lr_reaches_the_fine_tuning_phases_only(monkeypatch):
     """--finetune-lr sets the peak lr of prune/QAT/low-rank/distill training; the first training keeps --lr."""
     import argparse
 
-    import pqlr.train
     from pqlr.cli import Parser
     from pqlr.cli.compress import add_arguments, config_from_args
-    from pqlr.compress import pipeline
+    from pqlr.pipeline import stages
 
     p = Parser()
     add_arguments(p)
     seen = []
-    monkeypatch.setattr(pqlr.train, "train", lambda model, data, tc, **kw: seen.append(tc) or argparse.Namespace(accuracy=0.5, seconds=0.0))
+    monkeypatch.setattr(stages, "train", lambda model, data, tc, **kw: seen.append(tc) or argparse.Namespace(accuracy=0.5, seconds=0.0))
     for argv, want in ((["--lr", "0.01"], 0.01 / 3), (["--lr", "0.01", "--finetune-lr", "1e-4"], 1e-4)):
         cfg = config_from_args(p.parse_args(argv))
-        ctx = pipeline.Context(cfg, data=None)
-        pipeline._train(ctx, model=None, epochs=1, finetune=False)
-        pipeline._train(ctx, model=None, epochs=1)
+        ctx = stages.Context(cfg, data=None)
+        stages.train_phase(ctx, model=None, epochs=1, finetune=False)
+        stages.train_phase(ctx, model=None, epochs=1)
         first, tune = seen[-2:]
         assert first.lr == 0.01 and first.warmup_epochs == 1.0
-        assert tune.lr == pytest.approx(want) and tune.warmup_epochs == pipeline.FINETUNE_WARMUP_EPOCHS
+        assert tune.lr == pytest.approx(want) and tune.warmup_epochs == stages.FINETUNE_WARMUP_EPOCHS
     assert config_from_args(p.parse_args([])).quant.init == "mse"
     assert config_from_args(p.parse_args(["--quant-init", "minmax"])).quant.init == "minmax"

@@ -49,10 +49,10 @@ def test_verify_host_writes_json(tmp_path, capsys):
 
 
 def test_failed_check_exits_1(tmp_path, monkeypatch, capsys):
-    import pqlr.ir.interp as interp
+    import pqlr.deploy.verify as verify_mod
 
-    orig = interp.run_graph
-    monkeypatch.setattr(interp, "run_graph", lambda g, x: orig(g, x) ^ 1)   # an oracle that disagrees
+    orig = verify_mod.run_graph
+    monkeypatch.setattr(verify_mod, "run_graph", lambda g, x: orig(g, x) ^ 1)   # an oracle that disagrees
     rc = main(_verify(_bin(tmp_path / "m.bin"), "--target", "host", "--limit", "2", "--json", tmp_path / "v.json"))
     assert rc == 1
     r = json.loads((tmp_path / "v.json").read_text())

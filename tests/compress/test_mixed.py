@@ -16,7 +16,7 @@ def _x(n=32, seed=0):
 @pytest.fixture(scope="module")
 def qm():
     model = build_model("ds-cnn-s", 12, seed=0, channels=(16, 24, 24))
-    return quantize_(model, QuantConfig(), calib=[_x()])
+    return quantize_(model, QuantConfig(), calib=[_x()], input_shape=(1, 49, 10))
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_plan_mixed_feeds_quantize(qm):
     assert [r["layer"] for r in table] == qm.program.layers
     assert all({"layer", "weights", "bits", "bytes", "sqnr_db", "loss_db"} <= set(r) for r in table)
     model = build_model("ds-cnn-s", 12, seed=0, channels=(16, 24, 24))
-    mixed = quantize_(model, QuantConfig(per_layer_wbits=choice), calib=[_x()])
+    mixed = quantize_(model, QuantConfig(per_layer_wbits=choice), calib=[_x()], input_shape=(1, 49, 10))
     assert mixed.weight_bits() == choice
 
 

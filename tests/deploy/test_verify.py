@@ -111,15 +111,15 @@ def test_real_model_bit_exact_on_target(tiny_model, fsdd, target, layout):
 def test_graph_core_catches_a_wrong_kernel_parameter(monkeypatch):
     """verify_graph is a real check: C generated from a graph with one bias changed differs from
     the oracle of the original graph, and the report says where."""
-    import pqlr.ir.interp as interp
+    import pqlr.deploy.verify as verify_mod
 
     g, bad = graphs.cnn(), graphs.cnn()
     x = graphs.random_input(g, 6)
     ok = verify_graph(g, None, x, "host")
     assert ok["mismatches"] == 0 and ok["samples"] == 6 and ok["accuracy_int"] is None
     bad.nodes[-1].params["bias"] = bad.nodes[-1].params["bias"] + 600        # fc bias, every class
-    orig = interp.run_graph
-    monkeypatch.setattr(interp, "run_graph", lambda _graph, xx: orig(g, xx))  # oracle of the original
+    orig = verify_mod.run_graph
+    monkeypatch.setattr(verify_mod, "run_graph", lambda _graph, xx: orig(g, xx))  # oracle of the original
     r = verify_graph(bad, None, x, "host", labels=np.zeros(6, dtype=np.int64))
     assert r["mismatches"] == 6 and r["mismatched_bytes"] > 6 and r["first_mismatch"]["sample"] == 0
     assert r["first_mismatch"]["oracle"] != r["first_mismatch"]["c"]

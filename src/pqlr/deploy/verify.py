@@ -35,7 +35,7 @@ from ..runtime.build import cache_dir
 from ..train.batches import DEFAULT_CACHE, compute_features
 from .binfmt import decode_bin, decode_bin_index, encode_bin
 from .codegen import generate
-from .inputs import input_int8
+from .inputs import input_int8, input_layout
 from .plan import ArenaPlan, plan_graph, split_layers
 from .tiles import TilePlan, make_plan
 
@@ -253,7 +253,8 @@ def verify(bin_path: str | Path, target: str, inputs: np.ndarray | None = None, 
     elif dataset is not None:
         if isinstance(dataset, str):
             dataset = load_dataset(dataset, words=words, holdout_speaker=holdout_speaker, seed=data_seed,
-                                   cache_dir=cache_dir, per_class=per_class, progress=False)
+                                   cache_dir=cache_dir, per_class=per_class, progress=False,
+                                   input_shape=input_layout(graph)[0])
         x, labels, feats, info = dataset_inputs(graph, meta, dataset, split, limit)
     else:
         raise PqlrError("verify needs inputs or a dataset")

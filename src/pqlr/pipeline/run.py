@@ -31,15 +31,23 @@ from .stages import STAGES, Context, calib_batches
 from .teacher import get_teacher
 
 
-def check_target_fit(cfg: PipelineConfig, model: GraphModel) -> None:
-    """Before any training: the target profile exists, the RAM budget fits its SRAM, and the model can
-    fit its flash even at best (every prunable unit cut as asked, weights at --wbits)."""
+def check_target_ram(cfg: PipelineConfig) -> None:
+    """Before anything loads: the target profile exists and the RAM budget fits its SRAM."""
     if not cfg.target:
         return
     prof = load_profile(cfg.target)
-    sram, flash = prof.value("sram_bytes"), prof.value("flash_bytes")
+    sram = prof.value("sram_bytes")
     if cfg.ram is not None and sram is not None and cfg.ram > sram:
         raise PqlrError(f"--ram {cfg.ram} B exceeds the SRAM of {prof.name} ({int(sram)} B)")
+
+
+def check_target_fit(cfg: PipelineConfig, model: GraphModel) -> None:
+    """Before any training: the model can fit the target's flash even at best (every prunable unit
+    cut as asked, weights at --wbits)."""
+    if not cfg.target:
+        return
+    prof = load_profile(cfg.target)
+    flash = prof.value("flash_bytes")
     params = graph_stats(model)["params"]
     best = params * (1.0 - cfg.prune.sparse) * min([cfg.quant.wbits, *(cfg.quant.per_layer_wbits or {}).values()]) / 8
     if flash is not None and best > flash:
@@ -59,18 +67,17 @@ def dry_run(model: GraphModel, cfg: PipelineConfig, sample: torch.Tensor) -> Non
 def run_pipeline(cfg: PipelineConfig, *, resume: bool = False, log: Callable[[str], None] = print) -> dict:
     """Run every stage (or continue after the last finished one) and return the report dict."""
     t0 = time.time()
-    if cfg.target:
-        load_profile(cfg.target)                        # an unknown target fails before the data loads
+    check_target_ram(cfg)                               # an unknown target fails before the data loads
     data = load_dataset(cfg.dataset, words=list(cfg.words) if cfg.words else None,
                         holdout_speaker=cfg.holdout_speaker, seed=cfg.seed, per_class=cfg.per_class,
                         progress=cfg.progress, task=cfg.task, input_shape=cfg.input_shape)
     task = cfg.task or getattr(data, "task", "classify")
-    log(f"data: {data.name}, {len(data.classes)} classes, train/val/test = "
-        f"{len(data.train)}/{len(data.val)}/{len(data.test)}, samples of shape {tuple(data.input_shape)}")
     ctx = Context(cfg, data, task=task)
     model = capture(resolve_model(cfg.model, len(data.classes), data.input_shape, seed=cfg.seed), data.input_shape)
     check_target_fit(cfg, model)
-    dry_run(model, cfg, calib_batches(ctx, 8)[0])
+    dry_run(model, cfg, calib_batches(ctx, 8)[0])       # an undeployable model fails here, in seconds
+    log(f"data: {data.name}, {len(data.classes)} classes, train/val/test = "
+        f"{len(data.train)}/{len(data.val)}/{len(data.test)}, samples of shape {tuple(data.input_shape)}")
     s = graph_stats(model)
     log(f"model: {cfg.model} captured ({len(model.graph.nodes)} nodes, {s['params']:,} parameters, "
         f"{s['macs']:,} MACs); deployable (dry-run lowering passed)")
@@ -101,4 +108,4 @@ def run_pipeline(cfg: PipelineConfig, *, resume: bool = False, log: Callable[[st
     return build_report(cfg, ctx, rows, teacher_row, seconds=time.time() - t0, log=log)
 
 
-__all__ = ["run_pipeline", "check_target_fit", "dry_run"]
+__all__ = ["run_pipeline", "check_target_ram", "check_target_fit", "dry_run"]
