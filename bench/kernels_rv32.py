@@ -27,7 +27,7 @@ from pqlr.deploy.inputs import input_int8
 from pqlr.compress.quantize import QuantConfig, quantize_
 from pqlr.deploy.verify import verify_graph
 from pqlr.io import write_json
-from pqlr.ir import ops_nn
+from pqlr.deploy import plan
 from pqlr.compress.lower import lower
 from pqlr.ir.ops_select import use_variant
 from pqlr.models import build_model
@@ -48,7 +48,8 @@ def lowered(model: str, wbits: int, n: int):
     torch.manual_seed(0)
     x = torch.randn(24, 1, 49, 10)
     qm = quantize_(build_model(model, 12, seed=0).eval(),
-                   QuantConfig(wbits=wbits, abits=8, method="ptq", init="minmax"), calib=[x])
+                   QuantConfig(wbits=wbits, abits=8, method="ptq", init="minmax"), calib=[x],
+                   input_shape=(1, 49, 10))
     g = lower(quantize_(qm, None, step="convert"))
     return g, input_int8(g, x[:n])
 
@@ -56,14 +57,15 @@ def lowered(model: str, wbits: int, n: int):
 @contextmanager
 def convs_in_place(allowed: bool):
     """Arena plans made inside may (or may not) run convolutions in place: the planner reads
-    ops_nn.IN_PLACE_KERNELS when it plans (an empty table = no in-place convolution)."""
-    saved = ops_nn.IN_PLACE_KERNELS
+    IN_PLACE_KERNELS (ops_nn's table, as deploy.plan imported it) when it plans (an empty table =
+    no in-place convolution)."""
+    saved = plan.IN_PLACE_KERNELS
     if not allowed:
-        ops_nn.IN_PLACE_KERNELS = {}
+        plan.IN_PLACE_KERNELS = {}
     try:
         yield
     finally:
-        ops_nn.IN_PLACE_KERNELS = saved
+        plan.IN_PLACE_KERNELS = saved
 
 
 BUILDS = {"ref": ("reference", True), "ref-noip": ("reference", False), "opt": ("opt", False)}

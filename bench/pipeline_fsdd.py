@@ -27,7 +27,7 @@ import torch
 
 from pqlr.cli import Parser
 from pqlr.cli.compress import add_arguments, config_from_args
-from pqlr.compress.pipeline import run_pipeline
+from pqlr.pipeline import run_pipeline
 from pqlr.io import write_json
 
 SPEAKERS = ("george", "jackson", "lucas", "nicolas", "theo", "yweweler")

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from pqlr.data import FeatureConfig, load_dataset
-from pqlr.models import build_model, load_model, model_stats, save_model
+from pqlr.capture import capture
+from pqlr.capture.stats import graph_stats
+from pqlr.models import build_model, load_model, save_model
 from pqlr.train import DEFAULT_CACHE, TrainConfig, evaluate, train
 
 HERE = Path(__file__).resolve().parent
@@ -116,7 +118,7 @@ def accuracy_of_logits(logits: np.ndarray, split: Split) -> float:
 
 
 def stats(model: torch.nn.Module) -> dict:
-    st = model_stats(model, (1, *FEATURES.shape))
+    st = graph_stats(capture(model, (1, *FEATURES.shape)))
     return {"params": int(st["params"]), "macs": int(st["macs"])}
 
 

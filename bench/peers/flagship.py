@@ -2,7 +2,7 @@
 student, from bench/results/article_command_report.json) versus a single peer technique applied to
 the same teacher on the same kws_chinese split: onnxruntime static INT8 (QDQ, per-channel, 200
 calibration clips) of the teacher checkpoint that command trained and cached
-(pqlr.compress.teacher.teacher_cache_path)."""
+(pqlr.pipeline.teacher.teacher_cache_path)."""
 from __future__ import annotations
 
 import json
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import torch
 
-from pqlr.compress.pipeline import PipelineConfig
-from pqlr.compress.teacher import teacher_cache_path
+from pqlr.pipeline import PipelineConfig
+from pqlr.pipeline.teacher import teacher_cache_path
 from pqlr.data import load_dataset
 from pqlr.models import load_model
 

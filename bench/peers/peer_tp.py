@@ -1,7 +1,7 @@
 """torch-pruning structured channel pruning of the shared float model: MetaPruner with
 GroupMagnitudeImportance (L2), the given channel ratio applied to every prunable layer (its default,
 non-global), the classifier kept; then the same fine-tuning loop and epochs as PQLR's pruning.
-Params and MACs are counted by the same counter as PQLR's rows (pqlr.models.model_stats)."""
+Params and MACs are counted by the same counter as PQLR's rows (pqlr.capture.stats.graph_stats)."""
 from __future__ import annotations
 
 import torch

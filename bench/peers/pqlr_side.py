@@ -1,6 +1,6 @@
 """The PQLR contenders of bench/peers, through the library API only: INT8 post-training
 quantization (pqlr.compress.quantize, method "ptq") lowered to the integer program
-(pqlr.ir.lower) and packaged (pqlr.deploy), INT4 LSQ+ QAT, and structured channel pruning
+(pqlr.compress.lower) and packaged (pqlr.deploy), INT4 LSQ+ QAT, and structured channel pruning
 (pqlr.compress.prune). Also the host timing of the generated C (time_pqlr.c) and the rv32imac
 measurements (pqlr.deploy.verify.verify_graph: QEMU, exact retired instructions)."""
 from __future__ import annotations
@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pqlr.capture import capture
 from pqlr.compress import prune
-from pqlr.compress.measure import code_bytes, graph_macs, input_int8, lower_quantized
+from pqlr.deploy.inputs import input_int8
+from pqlr.pipeline.measure import code_bytes, graph_macs, lower_quantized
 from pqlr.compress.quantize import QuantConfig, quantize_
 from pqlr.deploy.host import model_sources, run_host
 from pqlr.deploy.package import write_package
@@ -25,7 +27,12 @@ from common import HERE, Settings, Split, accuracy, accuracy_of_logits, calib_ba
 def quantized(model, split: Split, s: Settings, wbits: int, abits: int, method: str):
     """A PQLR QuantModel of a copy of `model` (BN folded), calibrated on the split's clips."""
     cfg = QuantConfig(wbits=wbits, abits=abits, method=method, calib=s.calib)
-    return quantize_(clone(model), cfg, step="prepare", calib=calib_batches(split, s))
+    return quantize_(captured(model), cfg, step="prepare", calib=calib_batches(split, s))
+
+
+def captured(model):
+    """A captured copy of the shared float model (the graph every PQLR stage reads)."""
+    return capture(clone(model), (1, 49, 10))
 
 
 def integer_program(q, split: Split) -> tuple[object, np.ndarray, float]:
@@ -90,11 +97,12 @@ def int8_of(model, split: Split, s: Settings) -> dict:
 def channel_prune(model, split: Split, s: Settings, sparse: float) -> dict:
     """PQLR structured pruning (network-slimming ranking of BN gammas, global, 10% per-layer floor)
     of the shared float model, then s.ft_epochs of fine-tuning."""
-    pruned, summary = prune.apply(clone(model), prune.PruneConfig(sparse=sparse))
+    pruned, summary = prune.apply(captured(model), prune.PruneConfig(sparse=sparse))
     before = accuracy(pruned, split)
     secs = fine_tune(pruned, split, s)
     return {"sparse": sparse, "accuracy_before_ft": before, "accuracy": accuracy(pruned, split), **stats(pruned),
-            "channels": list(pruned.config.channels), "ft_epochs": s.ft_epochs, "ft_seconds": round(secs, 1),
+            "channels": [pruned.module(p).out_channels for p in pruned.graph.modules()
+                         if p == "conv" or p.endswith(".pw")], "ft_epochs": s.ft_epochs, "ft_seconds": round(secs, 1),
             **int8_of(pruned, split, s)}
 
 

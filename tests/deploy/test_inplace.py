@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ir"))
 import cdriver  # noqa: E402
 from pqlr import primitives as P  # noqa: E402
 from pqlr.errors import UnsupportedError  # noqa: E402
-from pqlr.deploy.plan import plan_graph, plan_with_tiles, run_node, split_layers  # noqa: E402
+from pqlr.deploy.plan import plan_graph, run_node, split_layers  # noqa: E402
+from pqlr.deploy.tiles import plan_with_tiles  # noqa: E402
 from pqlr.ir.graph import Graph, Node, Tensor  # noqa: E402
 from pqlr.ir.ops_nn import (IN_PLACE_KERNELS, NN_OPS, STRUCT_FIELDS, c_kernel,  # noqa: E402
                             in_place_scratch_bytes, requant_params)

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
 from ..errors import PqlrError
+from .optable import OPS
 
 
 @dataclass
@@ -120,8 +121,6 @@ class CGraph:
     @classmethod
     def from_dict(cls, d: dict) -> "CGraph":
         """From to_dict() output (e.g. a checkpoint's JSON): only known ops, all fields checked."""
-        from .optable import OPS
-
         if not isinstance(d, dict) or set(d) != {"nodes", "output"} or not isinstance(d["nodes"], list):
             raise PqlrError("captured graph: expected {'nodes': [...], 'output': name}")
         nodes = []

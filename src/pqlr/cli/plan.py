@@ -36,7 +36,8 @@ def _table(ram: dict) -> str:
 def run(args) -> int:
     from ..deploy.binfmt import read_bin
     from ..deploy.package import ram_breakdown
-    from ..deploy.plan import plan_graph, plan_with_tiles, split_layers
+    from ..deploy.plan import plan_graph, split_layers
+    from ..deploy.tiles import plan_with_tiles
 
     graph, tiles, _ = read_bin(args.model)
     arena = plan_graph(graph, split=split_layers(tiles))

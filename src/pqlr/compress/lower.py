@@ -16,6 +16,7 @@ conv: an image arrives HWC, MFCC frames (frames, coefficients)); graph.meta reco
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 
@@ -498,7 +499,6 @@ def lower(model_q: QuantModel, classes=None, feature=None) -> Graph:
     if classes is not None and len(classes) != n_out:
         raise PqlrError(f"{len(classes)} class names for a model with {n_out} outputs")
     if feature is not None and not isinstance(feature, dict):
-        from dataclasses import asdict
         feature = asdict(feature)
     g.meta = {"classes": list(classes) if classes is not None else [str(i) for i in range(n_out)],
               "feature": feature, "wbits": model_q.weight_bits(), "abits": model_q.cfg.abits,

@@ -2,7 +2,8 @@
 datasets (npz arrays, image folders)."""
 from .audio import AudioDataset, fit_clip, read_audio, resample
 from .augment import Augment, AugmentConfig
-from .datasets import KwsData, load_dataset
+from .datasets import KwsData
+from .load import load_dataset
 from .features import FeatureConfig, Frontend, dct_matrix, features_numpy, hann_window, mel_filterbank
 from .tensors import TensorData, TensorSplit, load_images, load_npz
 

@@ -29,7 +29,8 @@ from tqdm import tqdm
 
 from ..errors import PqlrError
 from .audio import AudioDataset, fit_clip, resample, to_int16
-from .augment import mix_at_snr
+from .augment import colored_noise, mix_at_snr
+from .datasets import KwsData, _split_info
 
 GENERATOR_VERSION = 1
 DEFAULT_PER_CLASS = 400            # 12 classes x 400 = 4800 clips, about 20 s to make
@@ -172,7 +173,6 @@ def _noise_bank(seed: int) -> list[np.ndarray]:
     """Three 20 s unit-RMS noises (white, pink, brown) from which clips cut their background."""
     import torch
 
-    from .augment import colored_noise
 
     g = torch.Generator().manual_seed(int(seed) + 1)
     return [row.astype(np.float64) for row in colored_noise((3, 20 * CLIP), torch.tensor([0.0, 1.0, 2.0]), g).numpy()]
@@ -199,7 +199,6 @@ def generate(name: str, per_class: int, seed: int, progress: bool = True) -> tup
 def load_synth(name: str, *, per_class: int | None = None, seed: int = 0, cache_dir: str | None = None,
                progress: bool = True) -> "KwsData":
     """Load (generating and caching on first use) a synthetic keyword set."""
-    from .datasets import KwsData, _split_info
 
     if name not in SETS:
         raise PqlrError(f"unknown synthetic set {name!r} (have: {', '.join(SETS)})")

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import PqlrError, UnsupportedError
 from ..ir.graph import Graph
+from ..ir.ops import OPS
 from .binfmt import IndexEntry
 from .plan import ArenaPlan, plan_graph, run_node, split_layers
 from .tiles import TilePlan, make_plan
@@ -107,8 +108,6 @@ def _indent(text: str, pad: str = "    ") -> str:
 
 
 def _invoke_body(graph: Graph, plan: ArenaPlan, tiles: TilePlan) -> str:
-    from ..ir.ops import OPS
-
     lines: list[str] = []
     loaded = -1
     split = split_layers(tiles)

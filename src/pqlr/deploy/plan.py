@@ -35,6 +35,8 @@ from typing import Collection
 
 from ..errors import PqlrError, UnsupportedError
 from ..ir.graph import Graph, Node
+from ..ir.ops import OPS
+from ..ir.ops_nn import IN_PLACE_KERNELS, in_place_scratch_bytes
 
 ALIGN = 4
 IN_PLACE_OPS = frozenset({"lut", "requantize", "add", "pos_add", "reshape"})
@@ -128,14 +130,12 @@ class ArenaPlan:
 
 
 def _scratch_bytes(node, graph) -> int:
-    from ..ir.ops import OPS
     if node.op not in OPS:
         raise UnsupportedError(f"layer {node.name}: op {node.op!r} has no kernel")
     return int(OPS[node.op].scratch_bytes(node, graph))
 
 
 def _in_place_conv(node: Node, graph: Graph) -> bool:
-    from ..ir.ops_nn import in_place_scratch_bytes
     return in_place_scratch_bytes(node, graph) is not None
 
 
@@ -146,7 +146,6 @@ def run_node(graph: Graph, plan: ArenaPlan, i: int) -> Node:
 
 
 def _marked(node: Node, in_place: bool) -> Node:
-    from ..ir.ops_nn import IN_PLACE_KERNELS
     if in_place and node.op in IN_PLACE_KERNELS:
         return dataclasses.replace(node, attrs={**node.attrs, "in_place": True})
     return node
@@ -164,7 +163,6 @@ def plan_graph(graph: Graph, planner: str = "greedy", in_place: bool = True,
     """Plan the arena of `graph` (greedy or linear planner; in-place element-wise ops and
     convolutions if allowed). `split`: layer indices whose weights are split into several tile
     parts (split_layers(tiles)); a pointwise conv among them does not run in place."""
-    from ..ir.ops_nn import IN_PLACE_KERNELS
     graph.validate()
     io = set(graph.inputs) | set(graph.outputs)
     last: dict[str, int] = {}
@@ -226,19 +224,3 @@ def plan_graph(graph: Graph, planner: str = "greedy", in_place: bool = True,
         in_place=done_in_place,
         in_place_layers=done_layers,
     )
-
-
-def plan_with_tiles(graph: Graph, planner: str = "greedy", ram_budget: int | None = None,
-                    n_tiles: int | None = None, double_buffer: bool = False):
-    """(ArenaPlan, TilePlan) planned together: the tile plan depends on the arena size, and a
-    pointwise layer the tiles split cannot run in place; re-plan (those layers not in place) until
-    no in-place pointwise layer is split. Ends: the set of excluded layers only grows."""
-    from .tiles import plan_tiles
-    split: frozenset[int] = frozenset()
-    while True:
-        arena = plan_graph(graph, planner, split=split)
-        tiles = plan_tiles(graph, arena.arena_bytes, ram_budget, n_tiles, double_buffer)
-        bad = {i for i in split_layers(tiles) if i in arena.in_place_layers and graph.nodes[i].op == "conv2d"}
-        if not bad:
-            return arena, tiles
-        split = split | bad

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import BudgetError, PqlrError
 from ..ir.graph import Graph
-from .plan import ALIGN, _align   # one alignment rule for arena and tile buffers
+from .plan import ALIGN, _align, plan_graph, split_layers   # one alignment rule for arena and tile buffers
 
 SPLITTABLE_OPS = frozenset({"conv2d", "depthwise_conv2d", "fully_connected"})
 
@@ -186,3 +186,18 @@ def tile_bytes_of(graph: Graph, plan: TilePlan) -> list[bytes]:
                 buf[p.offset:p.offset + p.size] = w.view(np.uint8).tobytes()
         out.append(bytes(buf))
     return out
+
+
+def plan_with_tiles(graph: Graph, planner: str = "greedy", ram_budget: int | None = None,
+                    n_tiles: int | None = None, double_buffer: bool = False):
+    """(ArenaPlan, TilePlan) planned together: the tile plan depends on the arena size, and a
+    pointwise layer the tiles split cannot run in place; re-plan (those layers not in place) until
+    no in-place pointwise layer is split. Ends: the set of excluded layers only grows."""
+    split: frozenset[int] = frozenset()
+    while True:
+        arena = plan_graph(graph, planner, split=split)
+        tiles = plan_tiles(graph, arena.arena_bytes, ram_budget, n_tiles, double_buffer)
+        bad = {i for i in split_layers(tiles) if i in arena.in_place_layers and graph.nodes[i].op == "conv2d"}
+        if not bad:
+            return arena, tiles
+        split = split | bad

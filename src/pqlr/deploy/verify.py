@@ -32,7 +32,7 @@ from ..ir.ops import OPS
 from ..ir.ops_select import use_variant
 from ..runtime import SRC_DIR
 from ..runtime.build import cache_dir
-from ..train.batches import DEFAULT_CACHE, compute_features
+from ..data.cache import DEFAULT_CACHE, compute_features
 from .binfmt import decode_bin, decode_bin_index, encode_bin
 from .codegen import generate
 from .inputs import input_int8, input_layout

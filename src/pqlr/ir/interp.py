@@ -5,12 +5,11 @@ import numpy as np
 
 from ..errors import PqlrError, UnsupportedError
 from .graph import DTYPES, Graph
+from .ops import OPS
 
 
 def run_graph(graph: Graph, x: np.ndarray) -> np.ndarray:
     """x: (N, *input shape) integers of the input tensor's dtype -> (N, *output shape)."""
-    from .ops import OPS
-
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise UnsupportedError(f"run_graph needs one input and one output, got {graph.inputs} -> {graph.outputs}")
     t_in = graph.tensor(graph.inputs[0])

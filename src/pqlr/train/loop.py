@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ..data import FeatureConfig
+from ..data import Augment, AugmentConfig, FeatureConfig
 from ..errors import PqlrError
 from . import ddp
 from .batches import (DEFAULT_CACHE, AugmentedBatches, CachedBatches, FeatureCache, dataset_labels,
@@ -107,7 +107,6 @@ class _Source:
             print(f"note: {getattr(data, 'name', 'dataset')} is tensor data (not audio clips): waveform "
                   f"augmentation skipped", file=sys.stderr)
         if self.augmenting:
-            from ..data import Augment, AugmentConfig
             acfg = augment_config or AugmentConfig(noise_dir=(getattr(data, "info", None) or {}).get("noise_dir"))
             self.augment = Augment(acfg, sample_rate=features.sample_rate)
             self.labels = dataset_labels(data.train)
