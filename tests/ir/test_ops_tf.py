@@ -21,8 +21,8 @@ from pqlr.primitives import dequantize
 from cdriver import c_array, call, load_library, run_program, runtime_paths, write_source
 
 SOURCES = [f"pqlr_{op}_s8.c" for op in ("matmul", "softmax", "layernorm", "lut", "transpose",
-                                         "reshape", "concat", "pos_add")] + \
-          [f"pqlr_{op}_s16.c" for op in ("matmul", "softmax", "layernorm", "lut", "transpose", "concat", "pos_add")]
+                                         "reshape", "concat")] + \
+          [f"pqlr_{op}_s16.c" for op in ("matmul", "softmax", "layernorm", "lut", "transpose", "concat")]
 DT = {"s8": np.int8, "s16": np.int16}
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -65,7 +65,7 @@ def run_c(node: Node, graph: Graph, sample: list[np.ndarray]) -> np.ndarray:
         status = call(lib(), f"pqlr_concat_{t_out.dtype}", p, ptrs, out)
     else:
         p = c_struct(node.op, T.STRUCTS[node.op](node, graph))
-        arrays = {"matmul": [], "softmax": ["table"], "lut": ["table"], "pos_add": ["table"], "transpose": [],
+        arrays = {"matmul": [], "softmax": ["table"], "lut": ["table"], "transpose": [],
                   "layernorm": ["gamma", "beta", "multiplier", "shift"]}[node.op]
         status = call(lib(), f"pqlr_{node.op}_{t_out.dtype}", p, *[pr[k] for k in arrays], *x, out)
     assert status == 0, f"{node.op}: C returned {status}"
@@ -314,35 +314,6 @@ def test_concat_bit_exact(seed, shape, n_in, dtype, data):
     check_bit_exact(node, graph_of(node, ts), [ints(rng, s, dtype=DT[dtype]) for s in shapes])
 
 
-# ---------------------------------------------------------------- pos_add
-def pos_add_case(seed, t, c, s_x, zp_x, s_t, zp_t, s_out, zp_out, dtype="s8"):
-    rng = np.random.default_rng(seed)
-    bits, keep = (8, 1) if dtype == "s8" else (16, 0)          # s16: zero points 0
-    x = Tensor("x", (t, c), dtype, bits, s_x, zp_x * keep)
-    y = Tensor("y", (t, c), dtype, bits, s_out, zp_out * keep)
-    attrs = T.pos_add_attrs(x, s_t, zp_t * keep, y)
-    table = ints(rng, (t, c), n=1, dtype=DT[dtype])[0]
-    node = Node("pos", "pos_add", ["x"], ["y"], attrs=attrs, params={"table": table})
-    return node, graph_of(node, [x, y]), rng
-
-
-@SETTINGS
-@given(seeds, st.integers(1, 50), st.integers(1, 20), scales, zps, scales, zps, scales, zps, st.booleans(),
-       st.sampled_from(["s8", "s16"]))
-def test_pos_add_bit_exact(seed, t, c, s_x, zp_x, s_t, zp_t, s_out, zp_out, ext, dtype):
-    node, g, rng = pos_add_case(seed, t, c, s_x, zp_x, s_t, zp_t, s_out, zp_out, dtype)
-    dt = DT[dtype]
-    check_bit_exact(node, g, [extreme(rng, (t, c), dtype=dt) if ext else ints(rng, (t, c), dtype=dt)])
-
-
-def test_pos_add_close_to_float():
-    node, g, rng = pos_add_case(6, 25, 16, 0.05, 3, 0.02, -7, 0.06, 1)
-    x = ints(rng, (25, 16), -60, 60)
-    y = OPS["pos_add"].run([x], node, g)
-    ref = dequantize(x, 0.05, 3) + dequantize(node.params["table"], 0.02, -7)
-    assert np.abs(dequantize(y, 0.06, 1) - ref).max() <= 0.06 * 0.5 + 1e-6
-
-
 # ---------------------------------------------------------------- s16 (W1A16): softmax, layernorm, lut
 def softmax16_case(shape, in_scale):
     ts = [Tensor("x", shape, "s16", 16, in_scale, 0), Tensor("y", shape, "s16", 16, 1 / 32768, 0)]
@@ -438,7 +409,7 @@ def test_struct_layouts_match_header():
 
 
 def test_ops_registered_and_counted():
-    assert {"matmul", "softmax", "layernorm", "lut", "transpose", "reshape", "concat", "pos_add"} <= set(OPS)
+    assert {"matmul", "softmax", "layernorm", "lut", "transpose", "reshape", "concat"} <= set(OPS)
     node, g, _ = matmul_case(0, 4, 25, 16, 25, True, 0.01)
     assert OPS["matmul"].macs(node, g) == 4 * 25 * 16 * 25 and OPS["matmul"].scratch_bytes(node, g) == 0
 
@@ -498,8 +469,6 @@ def driver_cases():
     node = Node("cat", "concat", ["a", "b", "c"], ["y"], attrs={"axis": 1})
     ts = [Tensor("a", (3, 2)), Tensor("b", (3, 5)), Tensor("c", (3, 1)), Tensor("y", (3, 8))]
     cases.append((node, graph_of(node, ts), [ints(rng, t.shape, n=1) for t in ts[:3]]))
-    node, g, _ = pos_add_case(8, 25, 12, 0.04, 0, 0.03, 5, 0.05, -1)
-    cases.append((node, g, [extreme(rng, (25, 12), n=1)]))
     node, g = softmax16_case((3, 17), 1e-3)
     cases.append((node, g, [ints(rng, (3, 17), -32768, 32767, n=1, dtype=np.int16)]))
     node, g, _, _ = layernorm16_case(9, (4, 512), 1e-3, 3e-4)
@@ -518,8 +487,6 @@ def driver_cases():
     node = Node("cat16", "concat", ["a", "b"], ["y"], attrs={"axis": 0})
     ts = [Tensor("a", (2, 3), "s16", 16), Tensor("b", (1, 3), "s16", 16), Tensor("y", (3, 3), "s16", 16)]
     cases.append((node, graph_of(node, ts), [ints(rng, t.shape, n=1, dtype=np.int16) for t in ts[:2]]))
-    node, g, _ = pos_add_case(10, 7, 6, 1e-3, 0, 2e-3, 0, 1.5e-3, 0, "s16")
-    cases.append((node, g, [extreme(rng, (7, 6), n=1, dtype=np.int16)]))
     return cases
 
 

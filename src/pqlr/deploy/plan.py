@@ -39,7 +39,7 @@ from ..ir.ops import OPS
 from ..ir.ops_nn import IN_PLACE_KERNELS, in_place_scratch_bytes
 
 ALIGN = 4
-IN_PLACE_OPS = frozenset({"lut", "requantize", "add", "sub", "mul", "prelu", "channel_affine", "pos_add", "reshape"})
+IN_PLACE_OPS = frozenset({"lut", "requantize", "add", "sub", "mul", "prelu", "channel_affine", "reshape"})
 
 
 def _align(n: int) -> int:

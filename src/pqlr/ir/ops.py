@@ -15,11 +15,13 @@ An OpDef (ir.opkit) ties together, for one op:
   macs(node, graph) -> int            multiply-accumulates (element-wise ops: one per element)
 
 Modules (each a family, with its C header):
-  ops_nn     conv2d, depthwise_conv2d, fully_connected, requantize       pqlr_nn.h
-  ops_elem   add (element-wise ops)                                      pqlr_elem.h
-  ops_pool   avg_pool2d, mean                                            pqlr_pool.h
-  ops_shape  data movement                                               pqlr_shape.h
-  ops_tf     matmul, softmax, layernorm, lut, transpose, reshape, concat, pos_add   pqlr_tf.h
+  ops_nn     conv2d, depthwise_conv2d, fully_connected, requantize          pqlr_nn.h
+  ops_elem   add, sub, mul (broadcasting, constant operands), prelu,
+             channel_affine                                                 pqlr_elem.h
+  ops_pool   avg_pool2d, adaptive_avg_pool2d, max_pool2d, adaptive_max_pool2d,
+             mean                                                           pqlr_pool.h
+  ops_shape  slice, pad                                                     pqlr_shape.h
+  ops_tf     matmul, softmax, layernorm, lut, transpose, reshape, concat     pqlr_tf.h
 
 `OPS: dict[str, OpDef]`; `c_kernel(node, graph)` gives the CKernel of ops that call one kernel with
 an all-int32 struct (ops_nn, ops_elem, ops_pool, ops_shape), None for the others.

@@ -31,13 +31,9 @@ and output share one dtype. Shapes exclude the batch dimension.
   reshape    a byte copy (pqlr_reshape_s8, any dtype); a no-op in C when the planner aliases in/out
   concat     attrs axis (negative allowed), <= 8 inputs, all with the output's qparams (the
              lowering inserts a requantize otherwise)
-  pos_add    x (T, C) + params table (T, C, dtype of x) with its own qparams; ops_nn add semantics
-             (TFLite style, left shift 20, s16: 15): a = requant((x - zp_x) << 20, x_multiplier, x_shift),
-             b likewise for the table, y = clamp(zp_out + requant(a + b, out_multiplier, out_shift));
-             attrs table_scale, table_zero_point and the multipliers/shifts from pos_add_attrs()
 
-Common attrs: act_min/act_max (output clamp, default the dtype's range) for matmul, layernorm,
-pos_add. As in ops_nn, per-tensor multipliers/shifts and other scalars are attrs (inlined into
+Common attrs: act_min/act_max (output clamp, default the dtype's range) for matmul, layernorm.
+(A positional table is an ops_elem add with a constant operand.) As in ops_nn, per-tensor multipliers/shifts and other scalars are attrs (inlined into
 the C params struct); arrays (tables, gamma, beta, per-channel multipliers) are params, passed to
 the kernel by their `symbols` identifier. No op needs scratch. `c_call` returns one block
 `{ static const pqlr_<op>_params p = {...}; PQLR_CHECK(pqlr_<op>_<dtype>(&p, ...)); }`.
@@ -52,7 +48,6 @@ import numpy as np
 from ..errors import UnsupportedError
 from ..primitives import isqrt, make_lut, quantize_multiplier, requantize, round_half_up
 from .graph import Graph, Node, Tensor
-from .ops_elem import add_attrs
 from .opkit import OpDef, no_scratch
 
 STORAGE = {"s8": (-128, 127, np.int8), "s16": (-32768, 32767, np.int16)}
@@ -61,7 +56,6 @@ SOFTMAX_MAX_LEN = 32767
 LAYERNORM_MAX_CHANNELS = {"s8": 4096, "s16": 512}   # keeps sum d^2 + C eps below 2^62
 LAYERNORM_Z_BITS = 16                                # fractional bits of z
 LUT16_KNOTS, LUT16_STEP = 513, 128                   # s16 lut: knots every 128 input steps
-POS_ADD_LEFT_SHIFT = {"s8": 20, "s16": 15}            # as ops_nn add
 MATMUL_MAX_K = {"s8": 33025, "s16": 65536}           # s8: K 255^2 < 2^31; s16: int64 accumulator
 MATMUL_S16_MIN_SHIFT = 24                            # s16 requantizes acc = a1 2^24 + a0 exactly
 TRANSPOSE_MAX_RANK = 4
@@ -76,9 +70,6 @@ STRUCT_FIELDS: dict[str, tuple[tuple[str, int], ...]] = {
     "lut": (("size", 0),),
     "transpose": (("rank", 0), ("in_dims", TRANSPOSE_MAX_RANK), ("perm", TRANSPOSE_MAX_RANK)),
     "concat": (("n_inputs", 0), ("outer", 0), ("chunk", CONCAT_MAX_INPUTS)),
-    "pos_add": (("size", 0), ("x_zp", 0), ("table_zp", 0), ("out_zp", 0), ("x_multiplier", 0),
-                ("x_shift", 0), ("table_multiplier", 0), ("table_shift", 0), ("out_multiplier", 0),
-                ("out_shift", 0), ("act_min", 0), ("act_max", 0)),
 }
 
 
@@ -162,18 +153,6 @@ def layernorm_params(gamma: np.ndarray, beta: np.ndarray, eps: float, in_scale: 
     return ({"gamma": gamma_q, "beta": beta_q,
              "multiplier": np.array([m for m, _ in mn], dtype=np.int32),
              "shift": np.array([n for _, n in mn], dtype=np.int8)}, {"eps": int(eps_q)})
-
-
-def pos_add_attrs(x: Tensor, table_scale: float, table_zp: int, out: Tensor) -> dict:
-    """attrs of a pos_add node adding a table with qparams (table_scale, table_zp) to x -> out:
-    the ops_nn add multipliers (one formula for both ops), renamed in1 -> x, in2 -> table."""
-    table = Tensor("pos_table", tuple(x.shape), x.dtype, x.bits, float(table_scale), int(table_zp))
-    a = add_attrs(x, table, out)
-    if a["left_shift"] != POS_ADD_LEFT_SHIFT[x.dtype]:
-        raise UnsupportedError(f"pos_add: add left shift {a['left_shift']} differs from {POS_ADD_LEFT_SHIFT}")
-    names = {"in1": "x", "in2": "table", "out": "out"}
-    attrs = {f"{names[k]}_{what}": a[f"{k}_{what}"] for k in names for what in ("multiplier", "shift")}
-    return {"table_scale": float(table_scale), "table_zero_point": int(table_zp), **attrs}
 
 
 # ---------------------------------------------------------------- checks shared by the ops
@@ -530,50 +509,13 @@ def _concat_c(node, graph, ins, out_expr, symbols):
                   f"    const {ct} *const ins[] = {{{', '.join(ins)}}};\n", dtype=dt)
 
 
-# ---------------------------------------------------------------- pos_add
-_POS_ADD_MN = ("x_multiplier", "x_shift", "table_multiplier", "table_shift", "out_multiplier", "out_shift")
-
-
-def _pos_add_check(node, graph):
-    (x,), out = _io(node, graph, 1, ("s8", "s16"))
-    if tuple(x.shape) != tuple(out.shape):
-        raise UnsupportedError(f"pos_add {node.name}: shapes {x.shape} -> {out.shape} differ")
-    table = _param(node, "table", tuple(x.shape), STORAGE[x.dtype][2])
-    tzp = int(node.attrs.get("table_zero_point", 0))
-    mn = {k: _scalar(node, k, *((1, 62) if k.endswith("shift") else ())) for k in _POS_ADD_MN}
-    if not (-128 <= tzp <= 127 if x.dtype == "s8" else tzp == 0):
-        raise UnsupportedError(f"pos_add {node.name}: table zero point {tzp} not allowed for {x.dtype}")
-    return x, out, table, tzp, mn
-
-
-def _pos_add_run(inputs, node, graph):
-    x, out, table, tzp, mn = _pos_add_check(node, graph)
-    lo, hi = _clamp_range(node, graph.tensor(node.outputs[0]))
-    q, ls = np.asarray(inputs[0], dtype=np.int64), POS_ADD_LEFT_SHIFT[x.dtype]
-    a = requantize((q - x.zero_point) << ls, mn["x_multiplier"], mn["x_shift"])
-    b = requantize((table.astype(np.int64) - tzp) << ls, mn["table_multiplier"], mn["table_shift"])
-    y = requantize(a + b, mn["out_multiplier"], mn["out_shift"]) + out.zero_point
-    return _finish(node, np.clip(y, lo, hi), out, len(q))
-
-
-def _pos_add_struct(node, graph):
-    x, out, _, tzp, mn = _pos_add_check(node, graph)
-    lo, hi = _clamp_range(node, graph.tensor(node.outputs[0]))
-    return dict(size=_size(x), x_zp=x.zero_point, table_zp=tzp, out_zp=out.zero_point, act_min=lo, act_max=hi, **mn)
-
-
-def _pos_add_c(node, graph, ins, out_expr, symbols):
-    dt = graph.tensor(node.outputs[0]).dtype
-    return _block("pos_add", _pos_add_struct(node, graph), f"{symbols['table']}, {ins[0]}, {out_expr}", dtype=dt)
-
-
 def _elements(node, graph):
     return _size(graph.tensor(node.outputs[0]))
 
 
 STRUCTS = {   # op -> (node, graph) -> values of its C params struct (c_call; tests call C with them)
     "matmul": _matmul_struct, "softmax": _softmax_struct, "layernorm": _layernorm_struct,
-    "lut": _lut_struct, "transpose": _transpose_struct, "concat": _concat_struct, "pos_add": _pos_add_struct,
+    "lut": _lut_struct, "transpose": _transpose_struct, "concat": _concat_struct,
 }
 
 _OPS = {   # name -> (run, c_call, macs); transpose/reshape/concat only move data
@@ -584,7 +526,6 @@ _OPS = {   # name -> (run, c_call, macs); transpose/reshape/concat only move dat
     "transpose": (_transpose_run, _transpose_c, lambda n, g: 0),
     "reshape": (_reshape_run, _reshape_c, lambda n, g: 0),
     "concat": (_concat_run, _concat_c, lambda n, g: 0),
-    "pos_add": (_pos_add_run, _pos_add_c, _elements),
 }
 
 

@@ -1,5 +1,5 @@
 /* pqlr_tf.h: integer transformer kernels (matmul, softmax, layernorm, lut, transpose, reshape,
- * concat, pos_add) for int8 ("s8") activations and int16 ("s16", zero point 0: W1A16 models).
+ * concat) for int8 ("s8") activations and int16 ("s16", zero point 0: W1A16 models).
  * Reference kernels: plain, obvious, not performant by design.
  *
  * Mirrors src/pqlr/ir/ops_tf.py (the NumPy oracle); every kernel is bit-exact to it. Rounding is
@@ -58,12 +58,6 @@
  * concat     along an axis: `outer` blocks; block o of the output is input 0's chunk o (chunk[0]
  *            elements), then input 1's chunk o, ... All inputs share the output's qparams.
  *
- * pos_add  out = x + table, TFLite-style integer add with left shift 20 (x and table (T, C)):
- *         a = requant((x - zp_x) << 20, x_mult, x_shift)
- *         b = requant((table - zp_t) << 20, t_mult, t_shift)
- *         out = clamp(zp_out + requant(a + b, out_mult, out_shift), act_min, act_max)
- *         x_mult/2^x_shift = s_x / (2 max(s_x, s_t)), t_mult likewise,
- *         out_mult/2^out_shift = 2 max(s_x, s_t) / (2^20 s_out).  s16: left shift 15, zero points 0.
  * transpose_s16, concat_s16: as s8 on int16 elements.
  */
 #ifndef PQLR_TF_H
@@ -72,8 +66,6 @@
 #include "pqlr_types.h"
 #include "pqlr_nn.h"   /* pqlr_requantize_out, pqlr_quant_ok: the shared 64-bit requantize + clamp */
 
-#define PQLR_POS_ADD_LEFT_SHIFT 20
-#define PQLR_POS_ADD_S16_LEFT_SHIFT 15
 #define PQLR_MATMUL_S16_MAX_K 65536
 #define PQLR_SOFTMAX_MAX_LEN 32767
 #define PQLR_LAYERNORM_MAX_CHANNELS 4096
@@ -117,15 +109,6 @@ typedef struct {
     int32_t chunk[PQLR_CONCAT_MAX_INPUTS];   /* input i: its axis dim times the dims after it */
 } pqlr_concat_params;
 
-typedef struct {
-    int32_t size;                      /* elements of x (= of the table) */
-    int32_t x_zp, table_zp, out_zp;
-    int32_t x_multiplier, x_shift;
-    int32_t table_multiplier, table_shift;
-    int32_t out_multiplier, out_shift;
-    int32_t act_min, act_max;
-} pqlr_pos_add_params;
-
 pqlr_status pqlr_matmul_s8(const pqlr_matmul_params *p, const int8_t *a, const int8_t *b, int8_t *out);
 pqlr_status pqlr_matmul_s16(const pqlr_matmul_params *p, const int16_t *a, const int16_t *b, int16_t *out);
 
@@ -161,8 +144,6 @@ pqlr_status pqlr_concat_s8(const pqlr_concat_params *p, const int8_t *const *inp
 pqlr_status pqlr_concat_s16(const pqlr_concat_params *p, const int16_t *const *inputs, int16_t *out);
 
 /* table int8, same shape as x ((T, C), row-major). */
-pqlr_status pqlr_pos_add_s8(const pqlr_pos_add_params *p, const int8_t *table, const int8_t *in, int8_t *out);
-pqlr_status pqlr_pos_add_s16(const pqlr_pos_add_params *p, const int16_t *table, const int16_t *in, int16_t *out);
 
 /* ------------------------------------------------------------------ layernorm helpers (shared by s8, s16) */
 
