@@ -96,6 +96,10 @@ def table(name: str, m: dict) -> str:
     rows = [f"{name}: retired instructions per MAC",
             f"  {'layer type':<18} {'MACs':>10} " + " ".join(f"{b:>9}" for b in BUILDS) + "   ref/opt"]
     for kind, r in m["ref"]["kinds"].items():
+        if not r["macs"]:                        # data movement (the flatten before the classifier)
+            ins = [m[b]["kinds"][kind]["instructions"] for b in BUILDS]
+            rows.append(f"  {kind:<18} {'-':>10} " + " ".join(f"{v:>9,}" for v in ins) + "   (instructions)")
+            continue
         per = [m[b]["kinds"][kind]["instructions"] / r["macs"] for b in BUILDS]
         rows.append(f"  {kind:<18} {r['macs']:>10,} " + " ".join(f"{v:>9.2f}" for v in per)
                     + f" {per[0] / per[-1]:>9.2f}")

@@ -22,7 +22,7 @@ from pqlr.data import FeatureConfig, load_dataset
 from pqlr.capture import capture
 from pqlr.capture.stats import graph_stats
 from pqlr.models import build_model, load_model, save_model
-from pqlr.train import DEFAULT_CACHE, TrainConfig, evaluate, train
+from pqlr.train import DEFAULT_CACHE, TrainConfig, train
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "runs"

@@ -13,7 +13,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from pqlr.hw.emulate import run_model
 from pqlr.runtime.build import compile_c

@@ -4,7 +4,6 @@ non-global), the classifier kept; then the same fine-tuning loop and epochs as P
 Params and MACs are counted by the same counter as PQLR's rows (pqlr.capture.stats.graph_stats)."""
 from __future__ import annotations
 
-import torch
 
 from common import Settings, Split, accuracy, clone, fine_tune, stats
 

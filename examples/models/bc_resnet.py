@@ -9,7 +9,6 @@ Classes (constructor `Class(n_classes=12, input_shape=(1, 49, 10))`, input (B, 1
   BCResNet3  the teacher, width tau = 3
 Imports only torch.
 """
-import torch
 from torch import nn
 
 

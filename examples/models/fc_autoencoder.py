@@ -13,7 +13,6 @@ Both return the reconstruction (B, 640), not logits: they accept n_classes (the 
 and ignore it. The anomaly score is the reconstruction error, computed outside the model.
 Imports only torch.
 """
-import torch
 from torch import nn
 
 

@@ -11,7 +11,6 @@ Classes (constructor `Class(n_classes=12, input_shape=(1, 49, 10))`, input (B, 1
   HelloEdgeCNNL  the teacher, Hello Edge CNN-L sizes (60 and 76 filters, linear 58, dense 128)
 Imports only torch.
 """
-import torch
 from torch import nn
 
 

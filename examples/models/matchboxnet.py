@@ -9,7 +9,6 @@ Classes (constructor `Class(n_classes=12, input_shape=(1, 49, 10))`, input (B, 1
   MatchboxNet6x2x64  the teacher, B = 6 x R = 2 x C = 64
 Imports only torch.
 """
-import torch
 from torch import nn
 
 

@@ -11,7 +11,6 @@ Classes (constructor `Class(n_classes=12, input_shape=(1, 49, 10))`, input (B, 1
   MLPerfDSCNNL  the teacher, DS-CNN-L-like: 276 channels, 5 depthwise-separable blocks
 Imports only torch.
 """
-import torch
 from torch import nn
 
 

@@ -11,7 +11,6 @@ Classes (constructor `Class(n_classes=2, input_shape=(3, 96, 96))`, input (B, 3,
   MobileNetV1_050  the teacher, alpha = 0.5
 Imports only torch.
 """
-import torch
 from torch import nn
 
 

@@ -10,7 +10,6 @@ Classes (constructor `Class(n_classes=10, input_shape=(3, 32, 32))`, input (B, 3
   ResNet8Wide  the teacher, the same shape with 2x filters (32, 64, 128)
 Imports only torch.
 """
-import torch
 from torch import nn
 
 

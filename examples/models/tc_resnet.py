@@ -9,7 +9,6 @@ Classes (constructor `Class(n_classes=12, input_shape=(1, 49, 10))`, input (B, 1
   TCResNet14_1_5  the teacher, TC-ResNet14-1.5
 Imports only torch.
 """
-import torch
 from torch import nn
 
 

@@ -96,7 +96,7 @@ def _compare(qm, n=100, shape=(1, 49, 10), classes=12):
     x, _ = _data(n, 3, shape, classes)
     xi = input_int8(g, x)
     s, z, _ = qm.qparams("input")
-    shape_t, perm = tuple(g.meta["input_layout"]["torch_shape"]), g.meta["input_layout"]["perm"]
+    perm = g.meta["input_layout"]["perm"]
     inv = np.argsort(perm)
     x_back = P.dequantize(np.transpose(xi, (0, *(p + 1 for p in inv))), s, z)   # the int8 inputs, as floats
     with torch.no_grad():

@@ -56,7 +56,6 @@ def tiny_model(fsdd, tmp_path_factory):
     torch.manual_seed(0)
     fcfg = FeatureConfig()
     model = build_model("ds-cnn-s", len(fsdd.classes), seed=0, channels=(8, 8, 8))
-    float_state = copy.deepcopy(model.state_dict())
     calib = compute_features(fsdd.train, fcfg)                       # (N, 1, 49, 10) real clips
     cfg = QuantConfig(wbits=4, abits=8, method="ptq", init="minmax")
     qm = quantize_(copy.deepcopy(model), cfg, calib=[calib], input_shape=(1, 49, 10))

@@ -4,9 +4,7 @@ fake-quant model at W8A8, W4A4, W4A8, W1A16 and a mixed-precision assignment -- 
 on the RV32IMAC and Cortex-M4 emulators."""
 import copy
 
-import numpy as np
 import pytest
-import torch
 
 from pqlr.deploy.inputs import input_int8
 from pqlr.compress.mixed import MixedConfig, plan_mixed

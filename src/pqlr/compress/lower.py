@@ -3,15 +3,11 @@ forward runs (one emitter per step kind, one RUN entry per kind in qmodel.py).
 
 Every number comes from the frozen model: integer weights and int32 biases fixed at convert,
 activation (scale, integer zero point) from the LSQ+ quantizers, multipliers from the op modules'
-builders. The one thing lowering decides is memory layout. The program speaks PyTorch order
-((C, H, W) maps, (C, T) sequences, (..., K) features); the kernels want channels last for
-convolutions and pooling ((H, W, C), (T, C)) and the reduced axis last for linear, LayerNorm and
-softmax. Each program tensor therefore lives in the IR with a permutation `perm` (IR axis j holds
-PyTorch axis perm[j]); a step states the layout it needs and `_Layouts.need` supplies it -- for free
-when the two orders agree once size-1 axes are ignored (a reshape of the same bytes), with a
-transpose node otherwise. A PyTorch permute only relabels; a reshape is free where the bytes already
-lie in PyTorch order. The graph input takes the layout of its first reader (channels last for a
-conv: an image arrives HWC, MFCC frames (frames, coefficients)); graph.meta records it.
+builders. The one thing lowering decides is memory layout (compress/layout.py): the program speaks PyTorch
+order, each emitter states the layout its kernel needs and `Layouts.need` supplies it. A PyTorch
+permute only relabels; a reshape is free where the bytes already lie in PyTorch order. The graph
+input takes the layout of its first reader (channels last for a conv: an image arrives HWC, MFCC
+frames (frames, coefficients)); graph.meta records it.
 """
 from __future__ import annotations
 
@@ -25,97 +21,8 @@ from ..errors import PqlrError, UnsupportedError
 from ..ir import activations, ops_elem, ops_nn, ops_pool, ops_shape, ops_tf
 from ..ir.graph import Graph, Node, Tensor
 from ..ir.opkit import activation_clamp
+from .layout import Layouts, channels_last, identity, nonunit
 from .qmodel import QuantModel
-
-MAX_RANK = 4
-
-
-def _cl(r: int) -> tuple[int, ...]:
-    """Channels-last order of a rank-r PyTorch tensor: (C, H, W) -> (H, W, C)."""
-    return tuple(range(1, r)) + (0,) if r > 1 else (0,)
-
-
-def _ident(r: int) -> tuple[int, ...]:
-    return tuple(range(r))
-
-
-def _nonunit(shape, perm) -> tuple[int, ...]:
-    return tuple(p for p in perm if shape[p] != 1)
-
-
-class _Layouts:
-    """Program tensor -> (IR tensor, perm); makes the IR tensor a step needs in the layout it needs."""
-
-    def __init__(self, qm: QuantModel, g: Graph):
-        self.qm, self.g = qm, g
-        self.at: dict[str, tuple[str, tuple[int, ...]]] = {}
-        self.cache: dict[tuple[str, tuple[int, ...]], str] = {}
-
-    def shape(self, t: str) -> tuple[int, ...]:
-        return tuple(self.qm.program.tensors[t].shape)
-
-    def tensor(self, t: str, ir_name: str, perm) -> Tensor:
-        """Declare the IR tensor of program tensor t in layout perm."""
-        scale, zp, bits = self.qm.qparams(t)
-        shape = tuple(self.shape(t)[p] for p in perm) or (1,)
-        if len(shape) > MAX_RANK:
-            raise UnsupportedError(f"tensor {t}: rank {len(shape)} (the kernels take rank <= {MAX_RANK})")
-        ten = Tensor(ir_name, shape, "s16" if bits == 16 else "s8", bits, float(scale), int(zp))
-        self.g.tensors[ir_name] = ten
-        return ten
-
-    def define(self, t: str, perm, ir_name: str | None = None) -> Tensor:
-        """Program tensor t is produced (by the caller's node) as IR tensor ir_name in layout perm."""
-        perm = tuple(perm)
-        name = ir_name or t
-        ten = self.tensor(t, name, perm)
-        self.at[t] = (name, perm)
-        self.cache[(t, perm)] = name
-        return ten
-
-    def alias(self, t: str, src: str, perm) -> None:
-        """t is the same bytes as src's IR tensor, in layout perm (a permute: no data moves)."""
-        self.at[t] = (self.at[src][0], tuple(perm))
-
-    def perm(self, t: str) -> tuple[int, ...]:
-        return self.at[t][1]
-
-    def need(self, t: str, perm) -> str:
-        """The IR tensor holding program tensor t in layout perm (made if needed)."""
-        name, have = self.at[t]
-        perm = tuple(perm)
-        if have == perm:
-            return name
-        if (t, perm) in self.cache:
-            return self.cache[(t, perm)]
-        s = self.shape(t)
-        new = f"{t}@{''.join(map(str, perm))}"
-        self.tensor(t, new, perm)
-        if _nonunit(s, have) == _nonunit(s, perm):          # same bytes: relabel the shape
-            self.g.nodes.append(Node(f"{new}.reshape", "reshape", [name], [new]))
-        else:                                               # move the bytes
-            sq_have, sq_want = _nonunit(s, have), _nonunit(s, perm)
-            if len(sq_have) > MAX_RANK:
-                raise UnsupportedError(f"tensor {t}: a transpose of rank {len(sq_have)} is needed")
-            src = name
-            if len(sq_have) != len(have):                   # drop unit axes first
-                src = f"{new}.in"
-                self.g.tensors[src] = Tensor(src, tuple(s[p] for p in sq_have), *self._q(name))
-                self.g.nodes.append(Node(f"{src}.reshape", "reshape", [name], [src]))
-            q = tuple(sq_have.index(a) for a in sq_want)
-            dst = new if len(sq_want) == len(perm) else f"{new}.out"
-            if dst != new:
-                self.g.tensors[dst] = Tensor(dst, tuple(s[p] for p in sq_want), *self._q(name))
-            self.g.nodes.append(Node(f"{new}.transpose", "transpose", [src], [dst], {"perm": q}))
-            if dst != new:
-                self.g.nodes.append(Node(f"{new}.reshape", "reshape", [dst], [new]))
-        self.cache[(t, perm)] = new
-        return new
-
-    def _q(self, name: str):
-        t = self.g.tensors[name]
-        return t.dtype, t.bits, t.scale, t.zero_point
-
 
 # ---------------------------------------------------------------- emitters
 def _clamp_of(out: Tensor, act) -> dict:
@@ -141,7 +48,7 @@ def _e_conv(qm, op, L):
     mod = qm.layer(op.layer)
     d = op.attrs["dims"]
     r = len(L.shape(op.inputs[0]))
-    x = L.need(op.inputs[0], _cl(r))
+    x = L.need(op.inputs[0], channels_last(r))
     w_int, _ = qm.integer_layer(op.layer)                # (C_out, C_in / groups, K...) PyTorch layout
     pads = op.attrs["padding"]
     if d == 1:
@@ -158,13 +65,13 @@ def _e_conv(qm, op, L):
     else:
         rows, ir_op = w_int.transpose(0, 2, 3, 1).reshape(c_out, -1), "conv2d"
         attrs["groups"] = groups
-    _weighted(qm, op, L, ir_op, x, rows, attrs, _cl(r))
+    _weighted(qm, op, L, ir_op, x, rows, attrs, channels_last(r))
 
 
 def _last_axis_layout(L, t: str, axis: int) -> tuple[int, ...]:
     """t's current layout if `axis` is already IR-last, else that layout with `axis` moved last."""
     perm = L.perm(t)
-    if perm[-1] == axis or L.shape(t)[axis] == 1 and _nonunit(L.shape(t), perm)[-1:] == (axis,):
+    if perm[-1] == axis or L.shape(t)[axis] == 1 and nonunit(L.shape(t), perm)[-1:] == (axis,):
         return perm
     return tuple(p for p in perm if p != axis) + (axis,)
 
@@ -267,7 +174,7 @@ def _e_binary(qm, op, L):
     tensors = [i for i in (0, 1) if not is_const[i]]
     full = [i for i in tensors if ranks[i] == rank]
     lead = 0 if op.kind == "sub" else (full or tensors)[0]    # IR input 1; sub keeps its order
-    out_perm = L.perm(op.inputs[lead]) if ranks[lead] == rank else _ident(rank)
+    out_perm = L.perm(op.inputs[lead]) if ranks[lead] == rank else identity(rank)
     a, _ = _operand(qm, L, op.inputs[lead], out_perm, rank)
     b, const = _operand(qm, L, op.inputs[1 - lead], out_perm, rank)
     out = L.define(op.output, out_perm)
@@ -330,11 +237,11 @@ def _e_reshape(qm, op, L):
         dst_axes = [i for i, d in enumerate(s_out) if d != 1]
         to_dst = dict(zip(src_axes, dst_axes))
         perm = tuple(i for i, d in enumerate(s_out) if d == 1) + \
-            tuple(to_dst[p] for p in _nonunit(s_in, L.perm(t_in)))
+            tuple(to_dst[p] for p in nonunit(s_in, L.perm(t_in)))
         x = L.at[t_in][0]
     else:                                                   # merging/splitting axes: PyTorch order first
-        perm = _ident(len(s_out))
-        x = L.need(t_in, _ident(len(s_in)))
+        perm = identity(len(s_out))
+        x = L.need(t_in, identity(len(s_in)))
     out = L.define(t_out, perm)
     L.g.nodes.append(Node(op.name, "reshape", [x], [out.name]))
 
@@ -347,8 +254,8 @@ def _e_permute(qm, op, L):
 
 def _spatial(op, L, dims):
     r = len(L.shape(op.inputs[0]))
-    x = L.need(op.inputs[0], _cl(r))
-    return x, L.define(op.output, _cl(r)), r
+    x = L.need(op.inputs[0], channels_last(r))
+    return x, L.define(op.output, channels_last(r)), r
 
 
 def _pool2(v, dims):
@@ -432,8 +339,8 @@ def _e_matmul(qm, op, L):
     r = len(L.shape(op.inputs[0]))
     if r not in (2, 3):
         raise UnsupportedError(f"layer {op.name}: matmul of rank-{r} operands (per sample: rank 2 or 3)")
-    a, b = (L.need(t, _ident(r)) for t in op.inputs)
-    out = L.define(op.output, _ident(r))
+    a, b = (L.need(t, identity(r)) for t in op.inputs)
+    out = L.define(op.output, identity(r))
     attrs = {**ops_tf.matmul_attrs(L.g.tensors[a].scale, L.g.tensors[b].scale, out.scale, op.attrs.get("alpha", 1.0)),
              **_clamp_of(out, op.attrs.get("act"))}
     L.g.nodes.append(Node(op.name, "matmul", [a, b], [out.name], attrs))
@@ -467,8 +374,8 @@ def _input_layout(qm: QuantModel) -> tuple[int, ...]:
             continue
         if any(i in names for i in op.inputs):
             r = len(prog.input_shape)
-            return _cl(r) if op.kind in SPATIAL_READERS else _ident(r)
-    return _ident(len(prog.input_shape))
+            return channels_last(r) if op.kind in SPATIAL_READERS else identity(r)
+    return identity(len(prog.input_shape))
 
 
 def lower(model_q: QuantModel, classes=None, feature=None) -> Graph:
@@ -480,7 +387,7 @@ def lower(model_q: QuantModel, classes=None, feature=None) -> Graph:
         raise PqlrError("lower() needs a converted model: call quantize_(model, cfg, step='convert') first")
     prog = model_q.program
     g = Graph(tensors={}, nodes=[], inputs=[], outputs=[])
-    L = _Layouts(model_q, g)
+    L = Layouts(model_q, g)
     in_perm = _input_layout(model_q)
     for op in prog.ops:
         if op.kind == "input":
@@ -489,7 +396,7 @@ def lower(model_q: QuantModel, classes=None, feature=None) -> Graph:
         if op.kind not in EMIT:
             raise UnsupportedError(f"layer {op.name}: no lowering for {op.kind!r}")
         EMIT[op.kind](model_q, op, L)
-    out_perm = _ident(len(L.shape(prog.output)))
+    out_perm = identity(len(L.shape(prog.output)))
     out = L.need(prog.output, out_perm)
     if out in g.inputs:
         raise UnsupportedError("the model's output is its input")

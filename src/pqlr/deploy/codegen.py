@@ -10,7 +10,8 @@ const arrays (PROGMEM) in model_data.c, or -- with a streamed TilePlan -- are re
 through pqlr_flash_read into static tile buffer(s) from the model file (.bin) in flash, at the
 offsets in tiles.c; a split layer is one kernel call per part with symbols ch_begin/ch_end.
 A layer the arena plan runs in place is emitted from plan.run_node (the in-place kernel) with
-symbols["scratch"] = its planned scratch buffer in the arena.
+symbols["scratch"] = its planned scratch buffer in the arena. A reshape of the graph input is a view
+of the input buffer (plan.views): no code.
 """
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def _tensor_expr(graph: Graph, plan: ArenaPlan, name: str, writable: bool) -> st
     if ctype is None:
         raise UnsupportedError(f"tensor {name}: dtype {t.dtype!r} has no C storage type")
     const = "" if writable else "const "
-    if name in graph.inputs:
+    if name in graph.inputs or name in plan.views:
         if writable:
             raise UnsupportedError(f"a layer writes the graph input {name!r}")
         return f"((const {ctype} *)(const void *)input)"
@@ -94,7 +95,7 @@ def _tile_load(t: int, tiles: TilePlan) -> list[str]:
     """Statements that make tile t available in its buffer (t in schedule order)."""
     if not tiles.double_buffer:
         return [f"PQLR_CHECK(pqlr_flash_read(pqlr_tile_spans[{t}].offset, pqlr_tile_buf(0), pqlr_tile_spans[{t}].size));"]
-    out = ([f"PQLR_CHECK(pqlr_flash_read(pqlr_tile_spans[0].offset, pqlr_tile_buf(0), pqlr_tile_spans[0].size));"]
+    out = (["PQLR_CHECK(pqlr_flash_read(pqlr_tile_spans[0].offset, pqlr_tile_buf(0), pqlr_tile_spans[0].size));"]
            if t == 0 else ["PQLR_CHECK(pqlr_flash_wait());"])
     if t + 1 < tiles.n_tiles:
         b = (t + 1) % 2
@@ -125,6 +126,9 @@ def _invoke_body(graph: Graph, plan: ArenaPlan, tiles: TilePlan) -> str:
             symbols["scratch"] = f"((int8_t *)(void *)(arena + {plan.scratch[i][0]}))"
         lines.append(f"/* layer {i}: {node.name} ({node.op}{', in place' if i in plan.in_place_layers else ''}) */")
         lines.append(f"PQLR_LAYER_BEGIN({i});")
+        if node.outputs[0] in plan.views:                 # a reshape of the input: the same bytes
+            lines += ["/* a view of the input buffer: no code */", f"PQLR_LAYER_END({i});"]
+            continue
         parts = tiles.layer_parts(i) if tiles.streamed else []
         if not parts:
             lines.append(OPS[node.op].c_call(node, graph, ins, out, symbols))

@@ -3,11 +3,13 @@
 TFLite Micro style: a planner takes buffers `add_buffer(size, first_use, last_use)` (lifetimes in
 node steps, inclusive) and hands out `offset(id)` and `max_size()`. Two planners:
   * LinearPlanner  -- every buffer gets its own range; trivially correct, the yardstick.
-  * GreedyPlanner  -- buffers sorted by size (largest first) go to the lowest offset that does not
-                      overlap any already-placed buffer whose lifetime intersects (first fit into gaps).
+  * GreedyPlanner  -- buffers in a chosen order go to the lowest offset that does not overlap any
+                      already-placed buffer whose lifetime intersects (first fit into gaps); three
+                      orders (largest, longest-lived, earliest first), the smallest arena wins.
 
 `plan_graph(graph)` builds the buffer set of an integer Graph:
   * graph inputs live in the caller's `input` buffer and graph outputs in `output`: not in the arena;
+    a reshape of the input is a view of that buffer (`input_views`): no arena, no code;
   * every other tensor is live from the node that writes it to the last node that reads it;
   * the scratch of node i (OPS[op].scratch_bytes) is a buffer live at step i only;
   * in-place: an element-wise node (IN_PLACE_OPS) writes over its first input when that input is an
@@ -98,10 +100,24 @@ class LinearPlanner(Planner):
 
 
 class GreedyPlanner(Planner):
-    """Largest buffer first; each goes into the first gap between time-overlapping placed buffers."""
+    """First fit: each buffer goes into the lowest gap between time-overlapping placed buffers. The
+    placement order decides how well gaps get used; three orders are tried (largest first -- TFLite
+    Micro's --, longest-lived first, earliest first) and the smallest arena kept (ties: the first)."""
+
+    ORDERS = (lambda b: (-b.size, 0), lambda b: (-(b.last_use - b.first_use), -b.size),
+              lambda b: (b.first_use, -b.size))
 
     def _plan(self) -> list[int]:
-        order = sorted(range(len(self.buffers)), key=lambda i: (-self.buffers[i].size, i))
+        best, best_size = None, None
+        for key in self.ORDERS:
+            order = sorted(range(len(self.buffers)), key=lambda i: (*key(self.buffers[i]), i))
+            offsets = self._first_fit(order)
+            size = max((o + _align(b.size) for o, b in zip(offsets, self.buffers)), default=0)
+            if best_size is None or size < best_size:
+                best, best_size = offsets, size
+        return best
+
+    def _first_fit(self, order: list[int]) -> list[int]:
         offsets = [0] * len(self.buffers)
         placed: list[int] = []
         for i in order:
@@ -127,6 +143,7 @@ class ArenaPlan:
     scratch_bytes: int                       # largest single scratch buffer
     in_place: list[str] = field(default_factory=list)   # nodes that run in place
     in_place_layers: list[int] = field(default_factory=list)   # their indices in graph.nodes
+    views: dict[str, str] = field(default_factory=dict)  # tensor -> graph input it is a reshape of
 
 
 def _scratch_bytes(node, graph) -> int:
@@ -164,7 +181,8 @@ def plan_graph(graph: Graph, planner: str = "greedy", in_place: bool = True,
     convolutions if allowed). `split`: layer indices whose weights are split into several tile
     parts (split_layers(tiles)); a pointwise conv among them does not run in place."""
     graph.validate()
-    io = set(graph.inputs) | set(graph.outputs)
+    views = input_views(graph)
+    io = set(graph.inputs) | set(graph.outputs) | set(views)
     last: dict[str, int] = {}
     first: dict[str, int] = {}
     for i, node in enumerate(graph.nodes):
@@ -223,4 +241,17 @@ def plan_graph(graph: Graph, planner: str = "greedy", in_place: bool = True,
         scratch_bytes=max((n for _, n in scratch_ids.values()), default=0),
         in_place=done_in_place,
         in_place_layers=done_layers,
+        views=views,
     )
+
+
+def input_views(graph: Graph) -> dict[str, str]:
+    """Reshapes of the graph input (a (1, 49, 10) sample read as (49, 10), say): the same bytes in
+    the caller's input buffer, so they take no arena and run as no code; nothing writes them (they
+    are left out of in-place decisions). -> {reshaped tensor: graph input}."""
+    views: dict[str, str] = {}
+    for node in graph.nodes:
+        src = node.inputs[0] if node.inputs else None
+        if node.op == "reshape" and (src in graph.inputs or src in views) and node.outputs[0] not in graph.outputs:
+            views[node.outputs[0]] = views.get(src, src)
+    return views

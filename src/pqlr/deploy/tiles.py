@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import BudgetError, PqlrError
 from ..ir.graph import Graph
-from .plan import ALIGN, _align, plan_graph, split_layers   # one alignment rule for arena and tile buffers
+from .plan import _align, plan_graph, split_layers   # one alignment rule for arena and tile buffers
 
 SPLITTABLE_OPS = frozenset({"conv2d", "depthwise_conv2d", "fully_connected"})
 

@@ -1,0 +1,108 @@
+"""The tables of README.md and docs/benchmarks.md, generated from the results files in bench/results
+(never typed): each lives between `<!-- table:NAME -->` and `<!-- /table:NAME -->`.
+
+    .venv/bin/python bench/doc_tables.py            # rewrite the tables from the results files
+    .venv/bin/python bench/doc_tables.py --check    # exit 1 if a table differs from its results file
+
+tests/test_docs.py runs the check, so a figure in the docs cannot drift from the file it came from.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+DOCS = [ROOT / "README.md", ROOT / "docs" / "benchmarks.md"]
+
+
+def _load(name: str) -> dict:
+    return json.loads((RESULTS / name).read_text())
+
+
+def _kb(n) -> str:
+    if n is None:
+        return "n/a"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.2f} MB"
+    if n >= 1 << 10:
+        return f"{n / 1024:.1f} KB"
+    return f"{n} B"
+
+
+def article() -> str:
+    """The article's per-stage table of the verbatim command, and the teacher beside it."""
+    r = _load("article_command_report.json")
+    rows = r["stages"]
+    lines = ["| | " + " | ".join(s["name"] for s in rows) + " |", "|---" * (len(rows) + 1) + "|"]
+    for key, label, fmt in [("weight_bytes", "weights", _kb), ("activation_bytes", "activations", _kb),
+                            ("code_bytes", "code (rv32imac .text)", _kb), ("macs", "MACs", lambda v: f"{v / 1e6:.2f} M"),
+                            ("accuracy", "accuracy", lambda v: f"{100 * v:.1f}%")]:
+        lines.append(f"| {label} | " + " | ".join(fmt(s[key]) if s.get(key) is not None else "n/a" for s in rows) + " |")
+    t, f = r["teacher"], r["final"]
+    ratio = t["weight_bytes"] / f["weight_bytes"]
+    lines += ["", f"Teacher `{t['name']}`: {t['params']:,} parameters, {_kb(t['weight_bytes'])} fp32, "
+                  f"{100 * t['accuracy']:.1f}% -- {ratio:.1f}x the student's deployed bytes "
+                  f"({f['weight_bytes']:,} B), {100 * (t['accuracy'] - f['accuracy']):+.1f} points over it. "
+                  f"Integer program {100 * f['accuracy_int']:.2f}% vs fake-quant {100 * f['accuracy']:.2f}%; "
+                  f"RAM {f['ram_peak_bytes']:,} B; C == oracle on {f['host_check']['samples']} host samples; "
+                  f"{r['seconds'] / 60:.1f} min wall (teacher training included)."]
+    return "\n".join(lines)
+
+
+def examples() -> str:
+    """One row per published model of examples/models (bench/examples.py)."""
+    r = _load("examples.json")
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+    lines = ["| model | data | metric | float | compressed (integer C) | teacher | weights fp32 -> deployed | "
+             "arena | MACs | rv32imac instructions / inference |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for x in r["rows"]:
+        lines.append(f"| {x['student']} | {x['data']} | {x['metric']} | {pct(x['float'])} | {pct(x['compressed_int'])} | "
+                     f"{pct(x['teacher_metric'])} | {_kb(x['weight_bytes_float'])} -> {_kb(x['weight_bytes'])} | "
+                     f"{x['arena_bytes']:,} B | {x['macs'] / 1e6:.2f} M | {x['instructions_rv32imac'] / 1e6:.1f} M |")
+    lines += ["", f"Measured {r['date']} with `bench/examples.py` (`bench/results/examples.json` holds each row's "
+                  "full command); every row's C matched the integer oracle on rv32imac "
+                  f"({', '.join(str(x['rv32_mismatches']) for x in r['rows'])} mismatches)."]
+    return "\n".join(lines)
+
+
+TABLES = {"article": article, "examples": examples}
+MARK = re.compile(r"(<!-- table:(\w+) -->\n)(.*?)(<!-- /table:\2 -->)", re.S)
+
+
+def render(text: str) -> str:
+    def one(m):
+        name = m.group(2)
+        if name not in TABLES:
+            raise SystemExit(f"unknown table {name!r}")
+        try:
+            body = TABLES[name]() + "\n"
+        except FileNotFoundError as e:
+            body = f"(not measured yet: {Path(e.filename).name} missing)\n"
+        return m.group(1) + body + m.group(4)
+    return MARK.sub(one, text)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true", help="only check; exit 1 on a difference")
+    a = p.parse_args(argv)
+    stale = []
+    for doc in DOCS:
+        old = doc.read_text()
+        new = render(old)
+        if new != old:
+            stale.append(str(doc.relative_to(ROOT)))
+            if not a.check:
+                doc.write_text(new)
+    if a.check and stale:
+        print(f"tables out of date in {', '.join(stale)}: run bench/doc_tables.py", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
