@@ -14,6 +14,8 @@ import re
 import sys
 from pathlib import Path
 
+from pqlr.pipeline.report import fmt_bytes
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 DOCS = [ROOT / "README.md", ROOT / "docs" / "benchmarks.md"]
@@ -23,28 +25,18 @@ def _load(name: str) -> dict:
     return json.loads((RESULTS / name).read_text())
 
 
-def _kb(n) -> str:
-    if n is None:
-        return "n/a"
-    if n >= 1 << 20:
-        return f"{n / (1 << 20):.2f} MB"
-    if n >= 1 << 10:
-        return f"{n / 1024:.1f} KB"
-    return f"{n} B"
-
-
 def article() -> str:
     """The article's per-stage table of the verbatim command, and the teacher beside it."""
     r = _load("article_command_report.json")
     rows = r["stages"]
     lines = ["| | " + " | ".join(s["name"] for s in rows) + " |", "|---" * (len(rows) + 1) + "|"]
-    for key, label, fmt in [("weight_bytes", "weights", _kb), ("activation_bytes", "activations", _kb),
-                            ("code_bytes", "code (rv32imac .text)", _kb), ("macs", "MACs", lambda v: f"{v / 1e6:.2f} M"),
+    for key, label, fmt in [("weight_bytes", "weights", fmt_bytes), ("activation_bytes", "activations", fmt_bytes),
+                            ("code_bytes", "code (rv32imac .text)", fmt_bytes), ("macs", "MACs", lambda v: f"{v / 1e6:.2f} M"),
                             ("accuracy", "accuracy", lambda v: f"{100 * v:.1f}%")]:
         lines.append(f"| {label} | " + " | ".join(fmt(s[key]) if s.get(key) is not None else "n/a" for s in rows) + " |")
     t, f = r["teacher"], r["final"]
     ratio = t["weight_bytes"] / f["weight_bytes"]
-    lines += ["", f"Teacher `{t['name']}`: {t['params']:,} parameters, {_kb(t['weight_bytes'])} fp32, "
+    lines += ["", f"Teacher `{t['name']}`: {t['params']:,} parameters, {fmt_bytes(t['weight_bytes'])} fp32, "
                   f"{100 * t['accuracy']:.1f}% -- {ratio:.1f}x the student's deployed bytes "
                   f"({f['weight_bytes']:,} B), {100 * (t['accuracy'] - f['accuracy']):+.1f} points over it. "
                   f"Integer program {100 * f['accuracy_int']:.2f}% vs fake-quant {100 * f['accuracy']:.2f}%; "
@@ -61,7 +53,7 @@ def examples() -> str:
              "arena | MACs | rv32imac instructions / inference |", "|---|---|---|---|---|---|---|---|---|---|"]
     for x in r["rows"]:
         lines.append(f"| {x['student']} | {x['data']} | {x['metric']} | {pct(x['float'])} | {pct(x['compressed_int'])} | "
-                     f"{pct(x['teacher_metric'])} | {_kb(x['weight_bytes_float'])} -> {_kb(x['weight_bytes'])} | "
+                     f"{pct(x['teacher_metric'])} | {fmt_bytes(x['weight_bytes_float'])} -> {fmt_bytes(x['weight_bytes'])} | "
                      f"{x['arena_bytes']:,} B | {x['macs'] / 1e6:.2f} M | {x['instructions_rv32imac'] / 1e6:.1f} M |")
     lines += ["", f"Measured {r['date']} with `bench/examples.py` (`bench/results/examples.json` holds each row's "
                   "full command); every row's C matched the integer oracle on rv32imac "

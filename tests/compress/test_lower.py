@@ -13,8 +13,6 @@ LayerNorm, softmax and GELU tables over two blocks) >= 24 dB with 8-bit activati
 from __future__ import annotations
 
 import copy
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,14 +31,6 @@ from pqlr.ir.interp import run_graph
 from pqlr.models import build_model
 
 SQNR_DB = {"ds-cnn-s": {4: 40.0, 8: 40.0, 16: 40.0}, "microbert-fast": {4: 18.0, 8: 24.0, 16: 50.0}}
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "models"
-
-
-def example(file: str, cls: str, **kw):
-    spec = importlib.util.spec_from_file_location(f"ex_{file}", EXAMPLES / f"{file}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return getattr(mod, cls)(**kw)
 
 
 def _data(n, seed, shape=(1, 49, 10), classes=12):
@@ -167,20 +157,20 @@ class ImageNet(nn.Module):
 
 
 GENERIC = {
-    "image": (lambda: ImageNet(), (3, 16, 16), 5),
-    "bc-resnet": (lambda: example("bc_resnet", "BCResNet1"), (1, 49, 10), 12),
-    "matchboxnet": (lambda: example("matchboxnet", "MatchboxNet3x1x64"), (1, 49, 10), 12),
-    "tc-resnet": (lambda: example("tc_resnet", "TCResNet8"), (1, 49, 10), 12),
-    "mlperf-ds-cnn": (lambda: example("mlperf_ds_cnn", "MLPerfDSCNN"), (1, 49, 10), 12),
-    "hello-edge": (lambda: example("hello_edge_cnn", "HelloEdgeCNN"), (1, 49, 10), 12),
+    "image": (lambda ex: ImageNet(), (3, 16, 16), 5),
+    "bc-resnet": (lambda ex: ex("bc_resnet", "BCResNet1"), (1, 49, 10), 12),
+    "matchboxnet": (lambda ex: ex("matchboxnet", "MatchboxNet3x1x64"), (1, 49, 10), 12),
+    "tc-resnet": (lambda ex: ex("tc_resnet", "TCResNet8"), (1, 49, 10), 12),
+    "mlperf-ds-cnn": (lambda ex: ex("mlperf_ds_cnn", "MLPerfDSCNN"), (1, 49, 10), 12),
+    "hello-edge": (lambda ex: ex("hello_edge_cnn", "HelloEdgeCNN"), (1, 49, 10), 12),
 }
 
 
 @pytest.mark.parametrize("name", GENERIC)
-def test_models_pqlr_did_not_define_lower_and_match(name):
+def test_models_pqlr_did_not_define_lower_and_match(name, example):
     make, shape, classes = GENERIC[name]
     torch.manual_seed(0)
-    gm = _fitted(make(), shape, classes)
+    gm = _fitted(make(example), shape, classes)
     qm = _prepare_convert(gm, 8, 8, shape, classes)
     agree, sqnr, g = _compare(qm, 64, shape, classes)
     assert agree >= 0.95 and sqnr >= 20.0, f"{name}: agreement {agree:.3f}, SQNR {sqnr:.1f} dB"

@@ -46,13 +46,19 @@ def table(stats: dict) -> str:
     return "\n".join([fmt(head), line, *map(fmt, rows[:-1]), line, fmt(rows[-1])])
 
 
-def run(args) -> int:
+def captured_model(args):
+    """(captured model, sample shape) of --model / --classes / --input-shape (a checkpoint keeps its own)."""
     if args.classes < 2:
         raise PqlrError(f"--classes must be >= 2, got {args.classes}")
     shape = parse_shape(args.input_shape)
     model = resolve_model(args.model, args.classes, shape, seed=0)
     shape = sample_shape(model, shape) if args.model.endswith(".safetensors") else shape
-    stats = graph_stats(capture(model, shape))
+    return capture(model, shape), shape
+
+
+def run(args) -> int:
+    gm, shape = captured_model(args)
+    stats = graph_stats(gm)
     print(table(stats))
     if args.json:
         write_json(args.json, {"model": args.model, "input_shape": list(shape), **stats})

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 
-from ..capture import capture
 from ..capture.stats import graph_stats
 from ..compress import prune
 from ..compress.groups import explain, find_groups
 from ..errors import PqlrError
-from ..models import resolve_model, sample_shape, save_model
-from .info import parse_shape
+from ..models import save_model
+from .info import captured_model
 
 
 def add_parser(sub) -> None:
@@ -35,12 +34,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    if args.classes < 2:
-        raise PqlrError(f"--classes must be >= 2, got {args.classes}")
-    shape = parse_shape(args.input_shape)
-    model = resolve_model(args.model, args.classes, shape, seed=0)
-    shape = sample_shape(model, shape) if args.model.endswith(".safetensors") else shape
-    gm = capture(model, shape)
+    gm, _ = captured_model(args)
     groups = find_groups(gm)
     if not groups:
         print(f"{args.model}: no prunable channel group (every channel reaches the input/output or a "

@@ -12,7 +12,7 @@ from .measure import finalize
 COLUMNS = ("weight_bytes", "activation_bytes", "code_bytes", "macs", "accuracy")
 
 
-def _fmt_bytes(n) -> str:
+def fmt_bytes(n) -> str:
     if n is None:
         return "n/a"
     if n >= 1 << 20:
@@ -26,8 +26,8 @@ def table_markdown(rows: list[dict]) -> str:
     head = "| | " + " | ".join(r["name"] for r in rows) + " |"
     sep = "|---" * (len(rows) + 1) + "|"
     lines = [head, sep]
-    for col, label, fmt in [("weight_bytes", "weights", _fmt_bytes), ("activation_bytes", "activations", _fmt_bytes),
-                            ("code_bytes", "code", _fmt_bytes), ("macs", "MACs", lambda v: f"{v / 1e6:.2f} M"),
+    for col, label, fmt in [("weight_bytes", "weights", fmt_bytes), ("activation_bytes", "activations", fmt_bytes),
+                            ("code_bytes", "code", fmt_bytes), ("macs", "MACs", lambda v: f"{v / 1e6:.2f} M"),
                             ("accuracy", "accuracy", lambda v: f"{100 * v:.1f}%")]:
         lines.append(f"| {label} | " + " | ".join(fmt(r.get(col)) if r.get(col) is not None else "n/a" for r in rows) + " |")
     return "\n".join(lines)
@@ -40,7 +40,7 @@ def report_markdown(report: dict) -> str:
     t = report.get("teacher")
     if t:
         out += [f"Teacher `{t['name']}`: {report['final'].get('metric', 'accuracy')} {100 * t['accuracy']:.1f}%, {t['params']:,} parameters, "
-                f"{_fmt_bytes(t['weight_bytes'])} fp32 ({t['source']}). Every fine-tuning phase used the "
+                f"{fmt_bytes(t['weight_bytes'])} fp32 ({t['source']}). Every fine-tuning phase used the "
                 f"distillation loss (T = {cfg['distill']['temperature']}, alpha = {cfg['distill']['alpha']}).", ""]
     f = report["final"]
     out += ["## Final model", ""] + [f"- {k}: {v}" for k, v in f.items() if not isinstance(v, (dict, list))] + [""]
