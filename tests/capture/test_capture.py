@@ -185,3 +185,27 @@ def test_stats_count_every_op():
 
 def test_ops_doc_is_generated_from_the_table():
     assert (ROOT / "docs" / "ops.md").read_text() == markdown()
+
+
+class StackSumClamp(nn.Module):
+    """torch.stack, x.sum(dims), torch.clamp / clamp_min: spelled the common ways."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv1d(10, 6, 3, padding=1), nn.Conv1d(10, 6, 5, padding=2)
+        self.fc = nn.Linear(12, 3)
+
+    def forward(self, x):                                   # (B, 49, 10)
+        x = x.transpose(1, 2)
+        y = torch.stack([self.a(x).clamp(-1.0, 2.0), torch.clamp_min(self.b(x), 0)], dim=1)   # (B, 2, 6, 49)
+        y = y.sum(-1) / 49.0                                # (B, 2, 6)
+        return self.fc(y.flatten(1)).clip(max=5.0)
+
+
+def test_stack_sum_and_clamp_capture_as_cat_mean_scale_and_clamps():
+    gm = _check_same(StackSumClamp(), (49, 10), atol=1e-6)
+    acts = [n.attrs for n in gm.graph.nodes if n.op == "act"]
+    assert {"fn": "hardtanh", "min": -1.0, "max": 2.0} in acts and {"fn": "relu"} in acts
+    assert {"fn": "hardtanh", "min": None, "max": 5.0} in acts
+    ops = [n.op for n in gm.graph.nodes]
+    assert "cat" in ops and "mean" in ops and ops.count("scale") == 2       # sum x 49, then / 49

@@ -104,9 +104,29 @@ def _h_act(c, n: fx.Node, mod: nn.Module | None):
             attrs = {"fn": "elu", "alpha": v(1, "alpha", 1.0)}
         else:                                              # softplus
             attrs = {"fn": "softplus", "beta": v(1, "beta", 1.0), "threshold": v(2, "threshold", 20.0)}
-    if attrs["fn"] == "hardtanh" and not attrs["min"] < attrs["max"]:
+    if attrs["fn"] == "hardtanh" and None not in (attrs["min"], attrs["max"]) and not attrs["min"] < attrs["max"]:
         raise c.refuse(f"hardtanh range [{attrs['min']}, {attrs['max']}] is empty")
     return c.emit("act", [x], **attrs)
+
+
+def _h_clamp(c, n: fx.Node, mod):
+    """torch.clamp / clip / clamp_min / clamp_max with number bounds: a clamp (relu when it is max(x, 0))."""
+    name = n.target if isinstance(n.target, str) else n.target.__name__
+    lo = c.value(_arg(n, 1, "min")) if name != "clamp_max" else None
+    hi = c.value(_arg(n, 2 if name not in ("clamp_min", "clamp_max") else 1, "max")) if name != "clamp_min" else None
+    if name == "clamp_max":
+        lo, hi = None, c.value(_arg(n, 1, "max"))
+    for v in (lo, hi):
+        if v is not None and not isinstance(v, (int, float)):
+            raise c.refuse("clamp bounds must be numbers (not tensors)")
+    if lo is None and hi is None:
+        return ("t", c.tensor(n.args[0]))
+    if lo is not None and hi is not None and not lo < hi:
+        raise c.refuse(f"clamp range [{lo}, {hi}] is empty")
+    if lo == 0 and hi is None:
+        return c.emit("act", [c.tensor(n.args[0])], fn="relu")
+    return c.emit("act", [c.tensor(n.args[0])], fn="hardtanh", min=None if lo is None else float(lo),
+                  max=None if hi is None else float(hi))
 
 
 def _h_softmax(c, n: fx.Node, mod: nn.Module | None):
@@ -210,6 +230,34 @@ def _h_mean(c, n: fx.Node, mod):
     ds = tuple(sorted({c.dim(d, rank) for d in dims}))
     keep = bool(c.value(_arg(n, 2, "keepdim", False)))
     return c.emit("mean", [c.tensor(n.args[0])], dims=ds, keepdim=keep)
+
+
+def _h_sum(c, n: fx.Node, mod):
+    """x.sum(dims): the mean over those dims times their element count."""
+    rank = c.full_rank(n.args[0])
+    dims = _arg(n, 1, "dim")
+    if dims is None:
+        raise c.refuse("sum over every dim would include the batch; give the dims")
+    dims = c.value(dims)
+    dims = dims if isinstance(dims, (tuple, list)) else (dims,)
+    ds = tuple(sorted({c.dim(d, rank) for d in dims}))
+    keep = bool(c.value(_arg(n, 2, "keepdim", False)))
+    in_shape = c.out_shape(n.args[0].name)
+    count = math.prod(in_shape[d] for d in ds)
+    mean = c.emit("mean", [c.tensor(n.args[0])], name=f"{n.name}_mean", dims=ds, keepdim=keep)
+    return c.emit("scale", [mean[1]], factor=float(count)) if count != 1 else mean
+
+
+def _h_stack(c, n: fx.Node, mod):
+    """torch.stack: each tensor gets a size-1 axis at dim, then a concat along it."""
+    xs = _arg(n, 0, "tensors")
+    if not isinstance(xs, (list, tuple)) or not xs or len(xs) > 8:
+        raise c.refuse("stack needs a list of 1 to 8 tensors")
+    out = c.out_shape()
+    d = c.dim(_arg(n, 1, "dim", 0), len(out) + 1)
+    one = out[:d] + (1,) + out[d + 1:]
+    parts = [c.emit("reshape", [c.tensor(x)], one, name=f"{n.name}_{k}")[1] for k, x in enumerate(xs)]
+    return ("t", parts[0]) if len(parts) == 1 else c.emit("cat", parts, dim=d)
 
 
 def _h_matmul(c, n: fx.Node, mod):
@@ -391,5 +439,6 @@ HANDLERS = {
     "div": _binary("div"), "cat": _h_cat, "mean": _h_mean, "matmul": _h_matmul, "pad": _h_pad,
     "maxpool": _h_maxpool, "avgpool": _h_avgpool, "adaptive_avgpool": _h_adaptive("adaptive_avgpool"),
     "adaptive_maxpool": _h_adaptive("adaptive_maxpool"), "getitem": _h_getitem, "split": _h_split,
-    "chunk": _h_split, "narrow": _h_narrow, "python": _h_python,
+    "chunk": _h_split, "narrow": _h_narrow, "python": _h_python, "clamp": _h_clamp, "sum": _h_sum,
+    "stack": _h_stack,
 }

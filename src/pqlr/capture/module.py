@@ -47,7 +47,7 @@ def act_fn(x: torch.Tensor, a: dict) -> torch.Tensor:
     if fn == "relu":
         return F.relu(x)
     if fn == "hardtanh":
-        return F.hardtanh(x, a["min"], a["max"])
+        return torch.clamp(x, a["min"], a["max"])          # either bound may be None (open)
     if fn == "leaky_relu":
         return F.leaky_relu(x, a["slope"])
     if fn == "gelu":

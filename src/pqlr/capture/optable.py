@@ -36,7 +36,8 @@ OPS: dict[str, OpInfo] = {
                         "folded, or channel_affine"),
     "layernorm": OpInfo("LayerNorm over the last dim", "", "layernorm"),
     "prelu": OpInfo("PReLU, one slope or one per channel", "", "prelu"),
-    "act": OpInfo("an element-wise activation", "fn: relu, hardtanh (min, max; ReLU6 = 0..6), leaky_relu "
+    "act": OpInfo("an element-wise activation", "fn: relu, hardtanh (min, max; ReLU6 = 0..6; clamp: either "
+                  "bound may be open), leaky_relu "
                   "(slope), sigmoid, tanh, hardswish, hardsigmoid, silu, gelu, gelu_tanh, elu (alpha), "
                   "softplus (beta, threshold), mish",
                   "relu / hardtanh: the producer's output clamp (or a requantize); leaky_relu: prelu; the "
@@ -46,7 +47,8 @@ OPS: dict[str, OpInfo] = {
     "mul": OpInfo("a * b of two tensors with broadcasting (a constant operand allowed)", "", "mul"),
     "scale": OpInfo("x times (or divided by) a positive Python number", "factor",
                     "requantize (folded into a matmul's multiplier when it follows one)"),
-    "cat": OpInfo("torch.cat of up to 8 tensors", "dim", "concat (inputs requantized to one scale)"),
+    "cat": OpInfo("torch.cat (and torch.stack: a size-1 axis, then a cat) of up to 8 tensors", "dim",
+                  "concat (inputs requantized to one scale)"),
     "slice": OpInfo("basic indexing x[..., a:b:s, i], narrow, split, chunk (the batch dim untouched)",
                     "begin, end, step per dim", "slice (free when it keeps every element)"),
     "reshape": OpInfo("view / reshape / flatten / squeeze / unsqueeze / Flatten / Unflatten (batch kept)",
@@ -62,7 +64,8 @@ OPS: dict[str, OpInfo] = {
     "adaptive_avgpool": OpInfo("AdaptiveAvgPool1d / 2d to a fixed size", "dims, output",
                                "adaptive_avg_pool2d (mean when the output is 1)"),
     "adaptive_maxpool": OpInfo("AdaptiveMaxPool1d / 2d to a fixed size", "dims, output", "adaptive_max_pool2d"),
-    "mean": OpInfo("x.mean(dims, keepdim) over non-batch dims", "dims, keepdim", "mean"),
+    "mean": OpInfo("x.mean(dims, keepdim) over non-batch dims (x.sum: the mean, then a scale by the count)",
+                   "dims, keepdim", "mean"),
     "softmax": OpInfo("softmax over one dim", "dim", "softmax (int8: 1/256 steps)"),
     "matmul": OpInfo("torch.matmul / @ / bmm of two activations", "", "matmul"),
     "dropout": OpInfo("Dropout (active while training, removed for deployment)", "p", "nothing"),
@@ -101,6 +104,8 @@ FUNCTIONS: dict[object, str] = {
     F.avg_pool2d: "avgpool", F.adaptive_avg_pool1d: "adaptive_avgpool", F.adaptive_avg_pool2d: "adaptive_avgpool",
     F.adaptive_max_pool1d: "adaptive_maxpool", F.adaptive_max_pool2d: "adaptive_maxpool",
     operator.getitem: "getitem", torch.split: "split", torch.chunk: "chunk", torch.narrow: "narrow",
+    torch.clamp: "clamp", torch.clip: "clamp", torch.clamp_min: "clamp", torch.clamp_max: "clamp",
+    torch.sum: "sum", torch.stack: "stack",
     getattr: "python", len: "python",
 }
 
@@ -111,13 +116,14 @@ METHODS: dict[str, str] = {
     "permute": "permute", "transpose": "permute",
     "contiguous": "identity", "clone": "identity", "float": "identity", "detach": "identity",
     "mean": "mean", "matmul": "matmul", "softmax": "softmax", "relu": "act", "sigmoid": "act", "tanh": "act",
-    "split": "split", "chunk": "chunk", "narrow": "narrow",
+    "split": "split", "chunk": "chunk", "narrow": "narrow", "clamp": "clamp", "clip": "clamp",
+    "clamp_min": "clamp", "clamp_max": "clamp", "sum": "sum",
     "size": "python", "dim": "python",
 }
 
 # which canonical op each handler makes (for the documentation)
 HANDLER_OPS = {"div": "scale", "getitem": "slice", "split": "slice", "chunk": "slice", "narrow": "slice",
-               "identity": None, "python": None}
+               "clamp": "act", "sum": "mean", "stack": "cat", "identity": None, "python": None}
 
 
 def _spellings() -> dict[str, list[str]]:

@@ -123,7 +123,8 @@ def _act_of(node: CNode):
     if node.attrs["fn"] == "relu":
         return ("relu",)
     if node.attrs["fn"] == "hardtanh":
-        return ("hardtanh", float(node.attrs["min"]), float(node.attrs["max"]))
+        lo, hi = node.attrs["min"], node.attrs["max"]
+        return ("hardtanh", None if lo is None else float(lo), None if hi is None else float(hi))
     return None
 
 

@@ -51,9 +51,11 @@ def activation_clamp(out: Tensor, kind: str | None, lo_real: float | None = None
         kind, lo_real, hi_real = "hardtanh", 0.0, 6.0
     if kind == "relu":
         lo = max(lo, out.zero_point)
-    elif kind == "hardtanh":
-        lo = max(lo, out.zero_point + int(P.round_half_up(lo_real / out.scale)))
-        hi = min(hi, out.zero_point + int(P.round_half_up(hi_real / out.scale)))
+    elif kind == "hardtanh":                          # a bound of None is open
+        if lo_real is not None:
+            lo = max(lo, out.zero_point + int(P.round_half_up(lo_real / out.scale)))
+        if hi_real is not None:
+            hi = min(hi, out.zero_point + int(P.round_half_up(hi_real / out.scale)))
         if lo > hi:
             raise UnsupportedError(f"clamp [{lo_real}, {hi_real}] is empty at scale {out.scale:.3g}")
     elif kind is not None:
