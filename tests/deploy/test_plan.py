@@ -89,3 +89,17 @@ def test_scratch_is_a_buffer_live_during_its_node(cnn_graph, monkeypatch):
     c1 = plan.offsets["c1"]                       # conv1 writes c1 while it uses its scratch
     assert off + n <= c1 or c1 + cnn_graph.tensor("c1").nbytes <= off
     assert plan.arena_bytes >= 720 + 336
+
+
+def test_a_reshape_of_the_input_is_a_view_of_its_buffer():
+    """(1, 8, 4) read as (8, 4): no arena bytes and no code, and nothing may run in place over it."""
+    from pqlr.deploy.plan import input_views
+    from pqlr.ir.graph import Graph, Node, Tensor
+
+    ts = {n: Tensor(n, s, "s8", 8, 0.1, 0) for n, s in (("x", (1, 8, 4)), ("v", (8, 4)), ("y", (8, 4)))}
+    nodes = [Node("view", "reshape", ["x"], ["v"]),
+             Node("rq", "requantize", ["v"], ["y"], {"multiplier": 1 << 30, "shift": 31})]
+    g = Graph(ts, nodes, ["x"], ["y"])
+    assert input_views(g) == {"v": "x"}
+    plan = plan_graph(g)
+    assert plan.views == {"v": "x"} and plan.arena_bytes == 0 and plan.in_place == []

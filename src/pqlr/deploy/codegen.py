@@ -119,6 +119,10 @@ def _invoke_body(graph: Graph, plan: ArenaPlan, tiles: TilePlan) -> str:
         if node.attrs.get("in_place") and node.op == "conv2d" and i in split:
             raise PqlrError(f"layer {node.name}: runs in place but the tile plan splits its weights; "
                             "plan the arena with plan_graph(..., split=split_layers(tiles))")
+        if node.outputs[0] in plan.views:                 # a reshape of the input: the same bytes, no code
+            lines += [f"/* layer {i}: {node.name} (reshape of the input: a view of its buffer) */",
+                      f"PQLR_LAYER_BEGIN({i});", f"PQLR_LAYER_END({i});"]
+            continue
         ins = [_tensor_expr(graph, plan, t, False) for t in node.inputs]
         out = _tensor_expr(graph, plan, node.outputs[0], True)
         symbols = {p: _symbol(i, p) for p in node.params}
@@ -126,9 +130,6 @@ def _invoke_body(graph: Graph, plan: ArenaPlan, tiles: TilePlan) -> str:
             symbols["scratch"] = f"((int8_t *)(void *)(arena + {plan.scratch[i][0]}))"
         lines.append(f"/* layer {i}: {node.name} ({node.op}{', in place' if i in plan.in_place_layers else ''}) */")
         lines.append(f"PQLR_LAYER_BEGIN({i});")
-        if node.outputs[0] in plan.views:                 # a reshape of the input: the same bytes
-            lines += ["/* a view of the input buffer: no code */", f"PQLR_LAYER_END({i});"]
-            continue
         parts = tiles.layer_parts(i) if tiles.streamed else []
         if not parts:
             lines.append(OPS[node.op].c_call(node, graph, ins, out, symbols))
