@@ -13,7 +13,7 @@ from ..models import resolve_model, sample_shape
 
 def parse_shape(text: str) -> tuple[int, ...]:
     """"1x49x10", "3x32x32", "640" -> a sample shape (no batch)."""
-    parts = [p for p in re.split(r"\s*[xX,]\s*", text.strip()) if p]
+    parts = re.split(r"\s*[xX,]\s*", text.strip())
     if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise PqlrError(f"--input-shape {text!r}: give one sample's shape, e.g. 1x49x10, 3x32x32 or 640")
     return tuple(int(p) for p in parts)
