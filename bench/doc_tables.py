@@ -61,7 +61,35 @@ def examples() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"article": article, "examples": examples}
+def kernels() -> str:
+    """DS-CNN-S on rv32imac, instructions per MAC per layer type: reference vs optimized kernels."""
+    r = _load("kernels_rv32.json")["results"]
+    names = list(r)                                   # one per weight bit-width, e.g. "ds-cnn-s W8A8 on rv32imac"
+    heads = [f"{n.split()[1]} {b}" for n in names for b in ("ref", "opt")]
+    lines = ["| layer type (MACs) | " + " | ".join(heads) + " |", "|---" * (len(heads) + 1) + "|"]
+    first = r[names[0]]["ref"]["kinds"]
+    for kind, k in first.items():
+        if not k["macs"]:
+            continue
+        cells = []
+        for n in names:
+            ref, opt = (r[n][b]["kinds"][kind]["instructions"] / r[n][b]["kinds"][kind]["macs"] for b in ("ref", "opt"))
+            cells += [f"{ref:.2f}", f"{opt:.2f} ({ref / opt:.1f}x)" if n == names[0] else f"{opt:.2f}"]
+        lines.append(f"| {kind} ({k['macs']:,}) | " + " | ".join(cells) + " |")
+    cells = []
+    for n in names:
+        cells += [f"**{r[n]['ref']['instructions_per_mac']:.2f}**", f"**{r[n]['opt']['instructions_per_mac']:.2f}**"]
+    lines.append("| **whole network** | " + " | ".join(cells) + " |")
+    w8 = r[names[0]]
+    lines += ["", f"{names[0]}: {w8['opt']['total_instructions'] / 1e6:.1f} M instructions per inference with the "
+                  f"optimized kernels, {w8['ref']['total_instructions'] / 1e6:.1f} M with the reference ones; arena "
+                  f"{w8['ref']['arena_plan_bytes']:,} B (reference, in place) vs {w8['opt']['arena_plan_bytes']:,} B "
+                  f"(optimized, out of place); code {w8['ref']['text_bytes']:,} B vs {w8['opt']['text_bytes']:,} B; "
+                  f"stack {w8['ref']['stack_peak_bytes']:,} B vs {w8['opt']['stack_peak_bytes']:,} B."]
+    return "\n".join(lines)
+
+
+TABLES = {"article": article, "examples": examples, "kernels": kernels}
 MARK = re.compile(r"(<!-- table:(\w+) -->\n)(.*?)(<!-- /table:\2 -->)", re.S)
 
 
