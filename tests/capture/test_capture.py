@@ -209,3 +209,6 @@ def test_stack_sum_and_clamp_capture_as_cat_mean_scale_and_clamps():
     assert {"fn": "hardtanh", "min": None, "max": 5.0} in acts
     ops = [n.op for n in gm.graph.nodes]
     assert "cat" in ops and "mean" in ops and ops.count("scale") == 2       # sum x 49, then / 49
+    from pqlr.compress.program import build_program
+    kinds = [op.kind for op in build_program(gm).ops]
+    assert "scale" not in kinds and kinds.count("mean") == 1    # x * 49 / 49 folds away: a plain mean

@@ -6,7 +6,8 @@ list into IR nodes, so what QAT trains and what the C computes cannot drift.
 Decisions taken here ("decide"; qmodules and lower "do"):
   * fusion: a relu / hardtanh (ReLU6) whose producer is read by nothing else becomes that producer's
     output clamp (conv, linear, affine, add, sub, mul, pooling, mean, scale, matmul, layernorm);
-    a `scale` read only by a matmul folds into its multiplier (attention's 1/sqrt(d)); a zero pad
+    a `scale` read only by a matmul folds into its multiplier (attention's 1/sqrt(d)), a chain of
+    scales into one (x.sum(d) / n is a mean); a zero pad
     read only by a conv on its spatial dims folds into the conv's padding; dropout disappears.
   * quantizers: every step that computes new values gets its own (scale, zero point); steps that
     only move or select values (reshape, permute, slice, pad, max pooling) keep their input's;
@@ -136,6 +137,7 @@ def build_program(gm: GraphModel, abits: int = 8) -> Program:
     act: dict[str, tuple] = {}                     # producer -> fused activation
     pads: dict[str, tuple] = {}                    # conv -> extra padding from a folded pad node
     alpha: dict[str, float] = {}                   # matmul -> folded scale
+    factor: dict[str, float] = {}                  # scale -> the product of a chain of scales
     redirect: dict[str, str] = {}                  # skipped node -> node whose tensor it is
     for n in g.nodes:                              # fusion decisions first
         a = _act_of(n)
@@ -149,6 +151,15 @@ def build_program(gm: GraphModel, abits: int = 8) -> Program:
             alpha[n.inputs[0]] = float(n.attrs["factor"])
             skip.add(n.name)
             redirect[n.name] = n.inputs[0]
+        if n.op == "scale" and g.node(n.inputs[0]).op == "scale" and n.inputs[0] not in skip \
+                and b.sole_reader(n.inputs[0]) is n:            # x * a * b: one requantize
+            first = g.node(n.inputs[0])
+            factor[n.name] = factor.get(first.name, float(first.attrs["factor"])) * float(n.attrs["factor"])
+            skip.add(first.name)
+            redirect[first.name] = first.inputs[0]
+            if abs(factor[n.name] - 1.0) < 1e-9 and n.name != g.output:      # they cancel
+                skip.add(n.name)
+                redirect[n.name] = first.inputs[0]
         if n.op == "pad" and float(n.attrs["value"]) == 0.0:
             reader = b.sole_reader(n.name)
             if reader is not None and reader.op == "conv" and tuple(n.attrs["pads"][0]) == (0, 0):
@@ -168,7 +179,7 @@ def build_program(gm: GraphModel, abits: int = 8) -> Program:
         if n.name in skip:
             continue
         ins = [src(i) for i in n.inputs]
-        _STEP[n.op](b, n, ins, act.get(n.name), pads.get(n.name), alpha.get(n.name))
+        _STEP[n.op](b, n, ins, act.get(n.name), pads.get(n.name), alpha.get(n.name, factor.get(n.name)))
     out = src(g.output)
     key = b.p.tensors[out].quant
     if key is not None and key not in b.p.fixed:    # logits: at least 8 bit
@@ -236,8 +247,8 @@ def _s_binary(b, n, ins, act, pads, alpha):
     b.emit(n.op, n, ins, act=act)
 
 
-def _s_scale(b, n, ins, act, pads, alpha):
-    b.emit("scale", n, ins, factor=float(n.attrs["factor"]), act=act)
+def _s_scale(b, n, ins, act, pads, alpha):        # alpha: the product of a folded chain of scales
+    b.emit("scale", n, ins, factor=float(n.attrs["factor"] if alpha is None else alpha), act=act)
 
 
 def _s_cat(b, n, ins, act, pads, alpha):
