@@ -96,3 +96,28 @@ def test_finetune_lr_reaches_the_fine_tuning_phases_only(monkeypatch):
         assert tune.lr == pytest.approx(want) and tune.warmup_epochs == stages.FINETUNE_WARMUP_EPOCHS
     assert config_from_args(p.parse_args([])).quant.init == "mse"
     assert config_from_args(p.parse_args(["--quant-init", "minmax"])).quant.init == "minmax"
+
+
+def test_an_undeployable_user_model_fails_before_training(tmp_path, capsys):
+    """capture + a dry-run lowering run before any training: an op PQLR cannot deploy is one line
+    naming the node, the op and the user's line, in seconds."""
+    import time
+
+    f = tmp_path / "mine.py"
+    f.write_text("import torch\nimport torch.nn.functional as F\n\n\n"
+                 "class Net(torch.nn.Module):\n"
+                 "    def __init__(self, n_classes, input_shape):\n"
+                 "        super().__init__()\n"
+                 "        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)\n"
+                 "        self.fc = torch.nn.Linear(4, n_classes)\n\n"
+                 "    def forward(self, x):\n"
+                 "        y = F.interpolate(self.conv(x), scale_factor=2)\n"
+                 "        return self.fc(y.mean((2, 3)))\n")
+    t0 = time.time()
+    code = main(["--model", f"{f}:Net", "--dataset", FSDD, "--per-class", "3", "--epochs", "50", "--quiet",
+                 "--output", str(tmp_path / "m.bin")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert "node interpolate (mine.py:12: y = F.interpolate(self.conv(x), scale_factor=2))" in err
+    assert "interpolate is not supported" in err and "docs/ops.md" in err
+    assert time.time() - t0 < 60 and not (tmp_path / "m").exists()
