@@ -69,11 +69,10 @@ def _e_conv(qm, op, L):
 
 
 def _last_axis_layout(L, t: str, axis: int) -> tuple[int, ...]:
-    """t's current layout if `axis` is already IR-last, else that layout with `axis` moved last."""
+    """t's current layout with PyTorch axis `axis` moved IR-last (unchanged if it is last already;
+    free when only size-1 axes follow it)."""
     perm = L.perm(t)
-    if perm[-1] == axis or L.shape(t)[axis] == 1 and nonunit(L.shape(t), perm)[-1:] == (axis,):
-        return perm
-    return tuple(p for p in perm if p != axis) + (axis,)
+    return perm if perm[-1] == axis else tuple(p for p in perm if p != axis) + (axis,)
 
 
 def _e_linear(qm, op, L):
