@@ -61,6 +61,7 @@ class QuantModel(nn.Module):
             self.aq[_key(key)] = ActQuant(bits, fixed)
         self.frozen = False
         self.calibrating = False
+        self._nodes = {n.name: n for n in model.graph.nodes}      # the graph is fixed from here on
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -96,9 +97,12 @@ class QuantModel(nn.Module):
     def weight_bits(self) -> dict[str, int]:
         return {layer: self.wquant(layer).bits for layer in self.program.layers}
 
+    def node(self, name: str):
+        """The captured graph's node behind a program step."""
+        return self._nodes[name]
+
     def const_value(self, op: QOp) -> torch.Tensor:
-        node = self.float_model.graph.node(op.name)
-        return self.float_model.const(node)
+        return self.float_model.const(self.node(op.name))
 
     # ------------------------------------------------------------ fake-quant forward
     def quant(self, tensor: str, x: torch.Tensor) -> torch.Tensor:
@@ -289,8 +293,7 @@ def _pad(m: QuantModel, op: QOp, xs):
 
 
 def _pool(m: QuantModel, op: QOp, xs):
-    node = m.float_model.graph.node(op.name)
-    return _act(FLOAT[op.kind](m.float_model, node, xs), op.attrs.get("act"))
+    return _act(FLOAT[op.kind](m.float_model, m.node(op.name), xs), op.attrs.get("act"))
 
 
 RUN = {
