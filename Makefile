@@ -20,6 +20,8 @@ bench: setup
 	    --json bench/results/train_fsdd.json
 	$(PY) bench/kernels_rv32.py --samples 2 --json bench/results/kernels_rv32.json
 	$(PY) bench/wakeword_stream.py --json bench/results/wakeword_stream.json
+	OMP_NUM_THREADS=2 $(PY) bench/examples.py --threads 2 --json bench/results/examples.json
+	$(PY) bench/doc_tables.py
 
 clean:
 	rm -rf build runs micro_kws micro_kws.bin .pytest_cache

@@ -10,9 +10,9 @@ Data (all real, offline; say so next to every figure):
                      dishes or miaowing mixed in as "anomalous" (examples/data/make_anomaly.py); ROC AUC
 
     .venv/bin/python bench/examples.py --json bench/results/examples.json [--only resnet8,tc_resnet]
-    .venv/bin/python bench/examples.py --table bench/results/examples.json   # the Markdown table
+    .venv/bin/python bench/doc_tables.py        # then render the table of docs/benchmarks.md from it
 
-The table in docs/benchmarks.md between the "examples" markers is this script's --table output.
+About 2.5 h on 2 cores (--threads 2), most of it training. Each row keeps its full command.
 """
 from __future__ import annotations
 
@@ -110,19 +110,6 @@ def run_case(name: str, work: Path, threads: int, verify_samples: int) -> dict:
     }
 
 
-def table(rows: list[dict]) -> str:
-    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
-    kb = lambda v: f"{v / 1024:.1f} KB"  # noqa: E731
-    lines = ["| model | data | metric | float | compressed (int) | teacher | weights fp32 -> deployed | arena | "
-             "MACs | rv32imac instructions / inference |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['student']} | {r['data']} | {r['metric']} | {pct(r['float'])} | {pct(r['compressed_int'])} | "
-                     f"{pct(r['teacher_metric'])} | {kb(r['weight_bytes_float'])} -> {kb(r['weight_bytes'])} | "
-                     f"{r['arena_bytes']:,} B | {r['macs'] / 1e6:.2f} M | {r['instructions_rv32imac'] / 1e6:.1f} M |")
-    return "\n".join(lines)
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--json", help="write the rows here")
@@ -130,11 +117,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--verify-samples", type=int, default=10)
     p.add_argument("--work", help="folder for data and packages (default: a temporary one)")
-    p.add_argument("--table", metavar="JSON", help="print the Markdown table of a results file and exit")
     a = p.parse_args(argv)
-    if a.table:
-        print(table(json.loads(Path(a.table).read_text())["rows"]))
-        return 0
     torch.set_num_threads(a.threads)
     names = a.only.split(",") if a.only else list(CASES)
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="pqlr-examples-"))
@@ -144,7 +127,9 @@ def main(argv=None) -> int:
         rows.append(run_case(name, work, a.threads, a.verify_samples))
         if a.json:
             write_json(a.json, {"date": time.strftime("%Y-%m-%d"), "rows": rows})
-    print(table(rows))
+    for r in rows:
+        print(f"{r['model']:12s} float {100 * r['float']:.1f}%  compressed (integer) {100 * r['compressed_int']:.1f}%  "
+              f"{r['weight_bytes']:,} B  arena {r['arena_bytes']:,} B  {r['instructions_rv32imac']:,} instructions")
     return 0
 
 
