@@ -220,28 +220,25 @@ def _h_cat(c, n: fx.Node, mod):
     return c.emit("cat", names, dim=d)
 
 
-def _h_mean(c, n: fx.Node, mod):
-    rank = c.full_rank(n.args[0])
+def _reduce_dims(c, n: fx.Node, what: str) -> tuple[tuple[int, ...], bool]:
+    """The (sorted, non-negative) dims and keepdim of a mean/sum call."""
     dims = _arg(n, 1, "dim")
     if dims is None:
-        raise c.refuse("mean over every dim would include the batch; give the dims")
+        raise c.refuse(f"{what} over every dim would include the batch; give the dims")
     dims = c.value(dims)
     dims = dims if isinstance(dims, (tuple, list)) else (dims,)
-    ds = tuple(sorted({c.dim(d, rank) for d in dims}))
-    keep = bool(c.value(_arg(n, 2, "keepdim", False)))
+    rank = c.full_rank(n.args[0])
+    return tuple(sorted({c.dim(d, rank) for d in dims})), bool(c.value(_arg(n, 2, "keepdim", False)))
+
+
+def _h_mean(c, n: fx.Node, mod):
+    ds, keep = _reduce_dims(c, n, "mean")
     return c.emit("mean", [c.tensor(n.args[0])], dims=ds, keepdim=keep)
 
 
 def _h_sum(c, n: fx.Node, mod):
     """x.sum(dims): the mean over those dims times their element count."""
-    rank = c.full_rank(n.args[0])
-    dims = _arg(n, 1, "dim")
-    if dims is None:
-        raise c.refuse("sum over every dim would include the batch; give the dims")
-    dims = c.value(dims)
-    dims = dims if isinstance(dims, (tuple, list)) else (dims,)
-    ds = tuple(sorted({c.dim(d, rank) for d in dims}))
-    keep = bool(c.value(_arg(n, 2, "keepdim", False)))
+    ds, keep = _reduce_dims(c, n, "sum")
     in_shape = c.out_shape(n.args[0].name)
     count = math.prod(in_shape[d] for d in ds)
     mean = c.emit("mean", [c.tensor(n.args[0])], name=f"{n.name}_mean", dims=ds, keepdim=keep)
