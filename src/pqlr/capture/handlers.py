@@ -181,7 +181,9 @@ def _binary(op: str):
             raise c.refuse(f"{op} with alpha/rounding_mode is not supported")
         is_t = [isinstance(v, fx.Node) and c.env.get(v.name, ("?",))[0] == "t" for v in (a, b)]
         if not any(is_t):
-            raise c.refuse(f"{op} of two constants (compute it outside forward)")
+            if any(isinstance(v, fx.Node) and c.env.get(v.name, ("?",))[0] == "param" for v in (a, b)):
+                raise c.refuse(f"{op} of two constant tensors (compute it outside forward)")
+            return _h_python(c, n, mod)                   # shape arithmetic: b, c * f
         t_arg = a if is_t[0] else b
         rank = c.full_rank(t_arg)
         if op in ("mul", "div") and not all(is_t):

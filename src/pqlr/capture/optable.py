@@ -6,6 +6,7 @@ node, the operation and the line of the user's code.
 """
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 
@@ -106,7 +107,8 @@ FUNCTIONS: dict[object, str] = {
     operator.getitem: "getitem", torch.split: "split", torch.chunk: "chunk", torch.narrow: "narrow",
     torch.clamp: "clamp", torch.clip: "clamp", torch.clamp_min: "clamp", torch.clamp_max: "clamp",
     torch.sum: "sum", torch.stack: "stack",
-    getattr: "python", len: "python",
+    getattr: "python", len: "python", operator.floordiv: "python", operator.mod: "python",
+    operator.neg: "python", math.prod: "python",
 }
 
 METHODS: dict[str, str] = {

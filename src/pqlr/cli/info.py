@@ -1,12 +1,13 @@
 """`pqlr info`: parameters, MACs and output shape per node of any model (captured with torch.fx),
-as a table and as JSON."""
+as a table and as JSON. A model that does not capture (a layer PQLR cannot deploy yet) is still
+counted, module by module, with a line saying why it would not deploy."""
 from __future__ import annotations
 
 import re
 
 from ..capture import capture
-from ..capture.stats import graph_stats
-from ..errors import PqlrError
+from ..capture.stats import graph_stats, module_stats
+from ..errors import PqlrError, UnsupportedError
 from ..io import write_json
 from ..models import resolve_model, sample_shape
 
@@ -46,20 +47,33 @@ def table(stats: dict) -> str:
     return "\n".join([fmt(head), line, *map(fmt, rows[:-1]), line, fmt(rows[-1])])
 
 
-def captured_model(args):
-    """(captured model, sample shape) of --model / --classes / --input-shape (a checkpoint keeps its own)."""
+def _model(args):
+    """(model, sample shape) of --model / --classes / --input-shape (a checkpoint keeps its own)."""
     if args.classes < 2:
         raise PqlrError(f"--classes must be >= 2, got {args.classes}")
     shape = parse_shape(args.input_shape)
     model = resolve_model(args.model, args.classes, shape, seed=0)
     shape = sample_shape(model, shape) if args.model.endswith(".safetensors") else shape
+    return model, shape
+
+
+def captured_model(args):
+    """(captured model, sample shape) of --model / --classes / --input-shape."""
+    model, shape = _model(args)
     return capture(model, shape), shape
 
 
 def run(args) -> int:
-    gm, shape = captured_model(args)
-    stats = graph_stats(gm)
+    model, shape = _model(args)
+    try:
+        stats, why = graph_stats(capture(model, shape)), None
+    except UnsupportedError as e:
+        stats, why = module_stats(model, shape), str(e)
     print(table(stats))
+    if why:
+        print(f"\nnot deployable as it is: {why}\n(counted module by module instead: calls in forward() "
+              "other than modules, e.g. torch.matmul, are not counted)")
     if args.json:
-        write_json(args.json, {"model": args.model, "input_shape": list(shape), **stats})
+        write_json(args.json, {"model": args.model, "input_shape": list(shape), "deployable": why is None,
+                               "why_not": why, **stats})
     return 0

@@ -3,12 +3,13 @@
 `--model` accepts a zoo name (`ds-cnn-s`, `microbert-2l`, `tinybert`, ...), a checkpoint
 (`run/model.safetensors` with `run/model.json` beside it: a zoo config, or a captured model's graph
 spec -- never code), or a user's own model as `path/to/file.py:ClassName` (the class is called with
-`n_classes=` and `input_shape=`, one sample's shape without the batch, e.g. (1, 49, 10) MFCC frames
-or (3, 32, 32) images). Zoo models are KWS models over (frames, features) MFCC maps: a sample
+`n_classes=` and `input_shape=` where its constructor takes them: the number of classes of the data,
+one sample's shape without the batch, e.g. (1, 49, 10) MFCC frames or (3, 32, 32) images). Zoo models are KWS models over (frames, features) MFCC maps: a sample
 shape (1, frames, features)."""
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from pathlib import Path
 
 import torch
@@ -84,7 +85,8 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict]:
 
 
 def load_user_model(spec: str, n_classes: int, input_shape=(1, 49, 10)) -> nn.Module:
-    """`path/to/file.py:ClassName` -> ClassName(n_classes=..., input_shape=...)."""
+    """`path/to/file.py:ClassName` -> ClassName(n_classes=..., input_shape=...), passing each of the two
+    only where the constructor takes it (a class with neither is called with no arguments)."""
     file, _, cls = spec.rpartition(":")
     if not file.endswith(".py") or not cls:
         raise PqlrError(f"user model must be given as path/to/file.py:ClassName, got {spec!r}")
@@ -92,14 +94,33 @@ def load_user_model(spec: str, n_classes: int, input_shape=(1, 49, 10)) -> nn.Mo
         raise PqlrError(f"{file}: no such file")
     mod_spec = importlib.util.spec_from_file_location(Path(file).stem, file)
     module = importlib.util.module_from_spec(mod_spec)
-    mod_spec.loader.exec_module(module)
-    if not hasattr(module, cls):
-        raise PqlrError(f"{file} defines no {cls!r}")
     try:
-        return getattr(module, cls)(n_classes=n_classes, input_shape=tuple(input_shape))
-    except TypeError as e:
-        raise PqlrError(f"{file}:{cls}(n_classes={n_classes}, input_shape={tuple(input_shape)}) failed: {e} "
-                        "(a user model takes n_classes= and input_shape=, one sample's shape)") from None
+        mod_spec.loader.exec_module(module)
+    except Exception as e:  # the user's own code: report it in one line, whatever it raised
+        line = f" (line {e.lineno})" if isinstance(e, SyntaxError) and e.lineno else ""
+        raise PqlrError(f"{file}: importing it failed{line}: {type(e).__name__}: {e}") from None
+    factory = getattr(module, cls, None)
+    if not callable(factory):
+        raise PqlrError(f"{file} defines no {cls!r}")
+    kwargs = {k: v for k, v in (("n_classes", n_classes), ("input_shape", tuple(input_shape))) if _takes(factory, k)}
+    call = f"{file}:{cls}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
+    try:
+        model = factory(**kwargs)
+    except Exception as e:  # likewise
+        raise PqlrError(f"{call} failed: {type(e).__name__}: {e}") from None
+    if not isinstance(model, nn.Module):
+        raise PqlrError(f"{call} returned a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def _takes(factory, name: str) -> bool:
+    if isinstance(factory, type) and factory.__init__ in (nn.Module.__init__, object.__init__):
+        return False                                     # no constructor of its own
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def zoo_frames(sample_shape) -> tuple[int, int]:
