@@ -24,7 +24,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("info", help="parameters and MACs per layer of any model",
                        description="Capture a model (torch.fx) and count parameters, MACs (per inference, "
                                    "conv/linear/matmul multiply-accumulates), element operations (BatchNorm, "
-                                   "activations, adds, pooling) and output shapes node by node.",
+                                   "activations, adds, pooling) and output shapes node by node. A model that does not "
+                                   "capture (a GRU, an attention module) is counted module by module, with the "
+                                   "reason it would not deploy.",
                        epilog="examples:\n  pqlr info --model ds-cnn-s\n"
                               "  pqlr info --model examples/models/resnet8.py:ResNet8 --input-shape 3x32x32 --classes 10\n"
                               "  pqlr info --model runs/model.safetensors --json info.json")
