@@ -50,8 +50,8 @@ def read_json(path: str | os.PathLike) -> Any:
         raise PqlrError(f"{path}: no such file")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise PqlrError(f"{path}: not valid JSON ({e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise PqlrError(f"{path}: not valid JSON ({type(e).__name__}: {e})") from None
 
 
 def save_state(path: str | os.PathLike, tensors: dict, meta: dict | None = None) -> None:

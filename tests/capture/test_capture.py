@@ -163,6 +163,33 @@ def test_spec_round_trip_without_code():
         CGraph.from_dict({"nodes": "x", "output": 1})
 
 
+def _crafted(spec, path, value):
+    bad = json.loads(json.dumps(spec))
+    *head, last = path
+    obj = bad
+    for k in head:
+        obj = obj[k]
+    obj[last] = value
+    return bad
+
+
+@pytest.mark.parametrize("path, value, needle", [
+    (("graph", "nodes", 2, "op"), ["act"], "unknown op"),
+    (("graph", "nodes", 2, "inputs"), 5, "bad field types"),
+    (("graph", "nodes", 2, "shape"), 12, "bad field types"),
+    (("modules",), [1, 2], "'modules' must be a mapping"),
+    (("consts",), [1], "'consts' must be a mapping"),
+    (("modules", "conv", "args", "in_channels"), "x", "bad arguments"),
+    (("graph", "nodes", 6, "shape"), [99, 49], r"node conv \(conv\) computes shape \(8, 49\), the graph says \(99, 49\)"),
+    (("graph", "nodes", 7, "attrs"), {"fn": "system"}, r"node relu \(act\) does not run"),
+])
+def test_crafted_specs_fail_in_one_line(path, value, needle):
+    spec = json.loads(json.dumps(capture(Functional().eval(), (1, 49, 10)).spec()))
+    with pytest.raises(PqlrError, match=needle) as e:
+        GraphModel.from_spec(_crafted(spec, path, value))
+    assert "\n" not in str(e.value)
+
+
 def test_captured_model_trains_with_the_users_modules():
     model = Functional()
     gm = capture(model, (1, 49, 10))

@@ -26,6 +26,8 @@ FSDD = "fsdd:../shared/data/fsdd/recordings"
     (["--target", "esp99"], "unknown hardware profile 'esp99'"),
     (["--target", "esp32-c6", "--ram", "1MB"], "exceeds the SRAM of esp32-c6"),
     (["--model", "tinybert-6l", "--target", "nrf52840", "--sparse", "0", "--wbits", "8"], "nrf52840 has"),
+    (["--teacher", "examples/models/resnet8.py:ResNet9"], "resnet8.py defines no 'ResNet9'"),
+    (["--model", "README.md:Net"], "a model file must be a Python file, path/to/file.py:ClassName"),
 ])
 def test_bad_input_one_line_exit_2(argv, needle, capsys, tmp_path):
     try:
@@ -121,3 +123,25 @@ def test_an_undeployable_user_model_fails_before_training(tmp_path, capsys):
     assert "node interpolate (mine.py:12: y = F.interpolate(self.conv(x), scale_factor=2))" in err
     assert "interpolate is not supported" in err and "docs/ops.md" in err
     assert time.time() - t0 < 60 and not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("who", ["--model", "--teacher"])
+def test_a_model_with_the_wrong_outputs_fails_before_training(who, tmp_path, capsys, monkeypatch):
+    """A classifier must predict one value per class of the data: said before the first epoch, by the
+    student and by a teacher alike, and nothing is written or cached."""
+    f = tmp_path / "mine.py"
+    f.write_text("import torch\n\n\nclass Seven(torch.nn.Module):\n"
+                 "    def __init__(self):\n        super().__init__()\n        self.fc = torch.nn.Linear(490, 7)\n\n"
+                 "    def forward(self, x):\n        return self.fc(x.flatten(1))\n")
+    student = f"{f}:Seven" if who == "--model" else "ds-cnn-s"
+    argv = ["--model", student, "--dataset", FSDD, "--per-class", "3", "--quiet", "--output", str(tmp_path / "m.bin")]
+    if who == "--teacher":
+        argv += ["--teacher", f"{f}:Seven"]
+    monkeypatch.setenv("PQLR_CACHE", str(tmp_path / "cache"))
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()     # progress lines, then the error
+    assert code == 2 and "error" in err[-1] and not any("error" in e or "training" in e for e in err[:-1]), err
+    err = err[-1]
+    assert "predicts outputs of shape (7,); the dataset has 10 classes (give the model n_classes=10 outputs)" in err
+    assert (who == "--teacher") == ("teacher " in err)
+    assert not (tmp_path / "m").exists() and not (tmp_path / "cache").exists()

@@ -98,6 +98,10 @@ def test_user_model_errors_are_one_line(tmp_path, capsys):
     assert main(["info", "--model", f"{f}:M"]) == 2
     err = capsys.readouterr().err.strip()
     assert "M(n_classes=12) failed: ValueError: no such width" in err and len(err.splitlines()) == 1
+    f.write_text("import torch\nclass M(torch.nn.Module):\n    def forward(self, x):\n        return self(x)\n")
+    assert main(["info", "--model", f"{f}:M", "--input-shape", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "the model fails on one sample of shape (4,): RecursionError" in err and len(err.splitlines()) == 1
 
 
 def test_prune_explains_groups_and_saves_the_cut(tmp_path, capsys):

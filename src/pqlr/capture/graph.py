@@ -128,9 +128,10 @@ class CGraph:
             if not isinstance(raw, dict) or not {"name", "op", "inputs", "shape"} <= set(raw) or \
                     set(raw) - {"name", "op", "inputs", "shape", "module", "attrs", "source"}:
                 raise PqlrError(f"captured graph: bad node record {str(raw)[:80]}")
-            if raw["op"] not in OPS:
+            if not isinstance(raw["op"], str) or raw["op"] not in OPS:
                 raise PqlrError(f"captured graph: unknown op {str(raw['op'])[:40]!r}")
-            if not all(isinstance(v, str) for v in [raw["name"], raw.get("module", ""), *raw["inputs"]]) or \
+            if not isinstance(raw["inputs"], list) or not isinstance(raw["shape"], list) or \
+                    not all(isinstance(v, str) for v in [raw["name"], raw.get("module", ""), *raw["inputs"]]) or \
                     not all(isinstance(s, int) and s >= 0 for s in raw["shape"]) or \
                     not isinstance(raw.get("attrs", {}), dict):
                 raise PqlrError(f"captured graph: bad field types in node {str(raw.get('name'))[:40]!r}")

@@ -34,6 +34,8 @@ MODULE_ARGS: dict[str, tuple[type, tuple[str, ...]]] = {
     "LayerNorm": (nn.LayerNorm, ("normalized_shape", "eps", "elementwise_affine")),
     "PReLU": (nn.PReLU, ("num_parameters",)),
 }
+STR_ARGS = {"padding": (int, list, str), "padding_mode": (str,)}   # the arguments that may be strings
+MAX_CONST = 2**24                                # elements of one constant read from a spec
 
 
 def _key(path: str) -> str:
@@ -173,15 +175,37 @@ class GraphModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[1:]) != self.input_shape:
             raise PqlrError(f"model input must be (B, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}")
+        return self._run(x, check=False)
+
+    def _run(self, x: torch.Tensor, check: bool) -> torch.Tensor:
         env: dict[str, torch.Tensor] = {}
         for n in self.graph.nodes:
             if n.op == "input":
                 env[n.name] = x
             elif n.op == "const":
                 env[n.name] = self.const(n).to(x.device, x.dtype)
-            else:
+            elif not check:
                 env[n.name] = FLOAT[n.op](self, n, [env[i] for i in n.inputs])
+            else:
+                try:
+                    env[n.name] = FLOAT[n.op](self, n, [env[i] for i in n.inputs])
+                except Exception as e:  # a crafted spec: any failure is one line naming the node
+                    raise PqlrError(f"node {n.name} ({n.op}) does not run: {type(e).__name__}: {e}") from None
+            if check:
+                got = tuple(env[n.name].shape[0 if n.op == "const" else 1:])
+                if got != tuple(n.shape):
+                    raise PqlrError(f"node {n.name} ({n.op}) computes shape {got}, the graph says {tuple(n.shape)}")
         return env[self.graph.output]
+
+    @torch.no_grad()
+    def check(self) -> None:
+        """Run one zero sample node by node: every node runs and has the shape the graph records."""
+        was = self.training
+        try:
+            self.eval()
+            self._run(torch.zeros(1, *self.input_shape), check=True)
+        finally:
+            self.train(was)
 
     # ------------------------------------------------------------ saving without code
     def spec(self) -> dict:
@@ -209,13 +233,13 @@ class GraphModel(nn.Module):
             raise PqlrError("not a PQLR captured-model spec (format pqlr-graph-1)")
         graph = CGraph.from_dict(spec.get("graph"))
         modules = {}
-        for path, m in (spec.get("modules") or {}).items():
+        for path, m in _mapping(spec, "modules").items():
             if not isinstance(m, dict) or m.get("type") not in MODULE_ARGS or not isinstance(m.get("args"), dict):
                 raise PqlrError(f"captured-model spec: module {str(path)[:60]!r} has an unknown type")
             ctor, names = MODULE_ARGS[m["type"]]
             args = dict(m["args"])
             unknown = set(args) - set(names) - {"bias"}
-            if unknown or not all(isinstance(v, (int, float, str, bool, list)) for v in args.values()):
+            if unknown or not all(isinstance(v, STR_ARGS.get(k, (int, float, bool, list))) for k, v in args.items()):
                 raise PqlrError(f"captured-model spec: module {path}: bad arguments {sorted(unknown)[:3]}")
             if m["type"] == "LayerNorm":
                 args.pop("bias", None)
@@ -225,13 +249,26 @@ class GraphModel(nn.Module):
             except (TypeError, ValueError, RuntimeError) as e:
                 raise PqlrError(f"captured-model spec: module {path}: {e}") from None
         consts = {}
-        for k, c in (spec.get("consts") or {}).items():
+        for k, c in _mapping(spec, "consts").items():
             shape = c.get("shape") if isinstance(c, dict) else None
-            if not isinstance(shape, list) or not all(isinstance(s, int) and 0 <= s < 2**24 for s in shape):
+            if not isinstance(shape, list) or not all(isinstance(s, int) and 0 <= s < 2**24 for s in shape) \
+                    or math.prod(shape) > MAX_CONST:
                 raise PqlrError(f"captured-model spec: constant {str(k)[:60]!r} has a bad shape")
             t = torch.zeros(shape)
             consts[k] = nn.Parameter(t) if c.get("trainable") else t
-        return cls(graph, modules, consts)
+        try:
+            gm = cls(graph, modules, consts)
+            gm.check()
+        except PqlrError as e:
+            raise PqlrError(f"captured-model spec: {e}") from None
+        return gm
+
+
+def _mapping(spec: dict, key: str) -> dict:
+    v = spec.get(key) or {}
+    if not isinstance(v, dict):
+        raise PqlrError(f"captured-model spec: {key!r} must be a mapping")
+    return v
 
 
 def _json(v):

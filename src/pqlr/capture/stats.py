@@ -18,6 +18,7 @@ import math
 import torch
 from torch import nn
 
+from ..errors import PqlrError
 from .module import GraphModel
 
 
@@ -126,6 +127,9 @@ def module_stats(model: nn.Module, input_shape) -> dict:
     try:
         model.eval()
         model(torch.randn(1, *input_shape))
+    except Exception as e:  # the user's forward: whatever it raises, one line
+        raise PqlrError(f"the model fails on one sample of shape {tuple(input_shape)}: {type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}") from None
     finally:
         model.train(was)
         for h in hooks:

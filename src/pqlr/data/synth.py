@@ -209,7 +209,7 @@ def load_synth(name: str, *, per_class: int | None = None, seed: int = 0, cache_
     try:
         with open(os.path.join(folder, "meta.json"), encoding="utf-8") as f:
             meta = json.load(f)
-        audio = np.load(os.path.join(folder, "audio.npy"))
+        audio = np.load(os.path.join(folder, "audio.npy"), allow_pickle=False)
     except (OSError, ValueError) as e:
         raise PqlrError(f"{folder}: broken cache ({e}); delete the folder to regenerate") from None
     variant_split = _split_variants(seed)

@@ -158,6 +158,13 @@ def _draw_missing(pool: np.ndarray, missing: list[str], task: str, seed: int) ->
 
 def _finish(name: str, classes: list[str], arrays: dict, paths: dict, task: str, info: dict) -> TensorData:
     """arrays: split -> (x float32 ndarray, y int64 ndarray) -> TensorData with counts/sizes in info."""
+    where = f"{name}: {info['source']}"
+    if task == "classify" and len(classes) < 2:
+        raise PqlrError(f"{where}: one class only ({classes}); a classifier needs at least 2")
+    for s in ("train", "test"):                            # an empty val split only skips validation
+        if len(arrays[s][1]) == 0:
+            hint = " (images in nested subfolders are not read)" if name == "images" else ""
+            raise PqlrError(f"{where}: the {s} split is empty: too few samples to draw it from{hint}")
     splits = {s: TensorSplit(torch.from_numpy(np.ascontiguousarray(arrays[s][0])),
                              torch.from_numpy(np.ascontiguousarray(arrays[s][1])), paths[s], task) for s in SPLITS}
     data = TensorData(name, classes, splits["train"], splits["val"], splits["test"], info, task)
@@ -181,6 +188,11 @@ def _read_array(npz, path: str, key: str) -> np.ndarray:
         raise PqlrError(f"npz: {path}: array {key!r} is unreadable ({e})") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise PqlrError(f"npz: {path}: array {key!r} is unreadable, the file may be truncated ({e})") from None
+
+
+def _is_npy(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(6) == b"\x93NUMPY"
 
 
 def _features(path: str, key: str, a: np.ndarray) -> np.ndarray:
@@ -229,6 +241,10 @@ def load_npz(path: str, *, input_shape=None, task: str | None = None, seed: int 
     per_class: keep at most this many samples per class in each array (seeded)."""
     if not os.path.isfile(path):
         raise PqlrError(f"npz: {path}: no such file")
+    if not zipfile.is_zipfile(path):
+        if _is_npy(path):
+            raise PqlrError(f"npz: {path}: is a single .npy array, not an .npz archive (save with np.savez(x=..., y=...))")
+        raise PqlrError(f"npz: {path}: not an .npz archive (np.savez writes a zip of arrays x, y, ...)")
     try:
         npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
@@ -270,6 +286,10 @@ def load_npz(path: str, *, input_shape=None, task: str | None = None, seed: int 
     if input_shape is not None and tuple(input_shape) != tuple(shape):
         raise PqlrError(f"npz: {path}: samples have shape {tuple(shape)} but the model wants {tuple(input_shape)}")
     top = max(int(y.max()) for _, y in arrays.values())
+    total = sum(len(y) for _, y in arrays.values())
+    if classes is None and top >= max(total, 2):
+        raise PqlrError(f"npz: {path}: labels run up to {top} for {total} samples; labels are class indices "
+                        f"0..K-1 (or give the class names in an array 'classes')")
     if classes is None:
         classes = list(ANOMALY_CLASSES) if task == "anomaly" else [str(i) for i in range(top + 1)]
     classes = [str(c) for c in classes]
@@ -327,10 +347,13 @@ def read_image(path: str, input_shape=DEFAULT_IMAGE_SHAPE) -> np.ndarray:
     return a[None] if c == 1 else np.ascontiguousarray(a.transpose(2, 0, 1))
 
 
+MAX_IMAGE_SIDE = 4096                    # pixels: a microcontroller model's input is far smaller
+
+
 def _check_image_shape(input_shape) -> tuple[int, int, int]:
     shape = tuple(int(v) for v in input_shape)
-    if len(shape) != 3 or shape[0] not in (1, 3) or min(shape[1:]) < 1:
-        raise PqlrError(f"images: input shape must be (C, H, W) with C = 1 or 3 and H, W >= 1, "
+    if len(shape) != 3 or shape[0] not in (1, 3) or min(shape[1:]) < 1 or max(shape[1:]) > MAX_IMAGE_SIDE:
+        raise PqlrError(f"images: input shape must be (C, H, W) with C = 1 or 3 and 1 <= H, W <= {MAX_IMAGE_SIDE}, "
                         f"got {tuple(input_shape)}")
     return shape
 

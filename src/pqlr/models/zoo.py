@@ -75,18 +75,20 @@ def save_model(path: str | Path, model: nn.Module, meta: dict | None = None) -> 
 
 def load_model(path: str | Path) -> tuple[nn.Module, dict]:
     tensors, meta = load_state(path)
-    if not meta or "model" not in meta:
+    if not isinstance(meta, dict) or "model" not in meta:
         raise PqlrError(f"{path}: no model config beside it (expected {Path(path).with_suffix('.json')})")
     model = model_from_config(meta["model"])
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+    except RuntimeError as e:
+        raise PqlrError(f"{path}: weights do not match the config ({str(e).splitlines()[-1].strip()})") from None
     if missing or unexpected:
         raise PqlrError(f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
     return model, meta
 
 
-def load_user_model(spec: str, n_classes: int, input_shape=(1, 49, 10)) -> nn.Module:
-    """`path/to/file.py:ClassName` -> ClassName(n_classes=..., input_shape=...), passing each of the two
-    only where the constructor takes it (a class with neither is called with no arguments)."""
+def user_class(spec: str):
+    """`path/to/file.py:ClassName` -> the class (or factory function), the file imported once here."""
     file, _, cls = spec.rpartition(":")
     if not file.endswith(".py") or not cls:
         raise PqlrError(f"user model must be given as path/to/file.py:ClassName, got {spec!r}")
@@ -96,17 +98,24 @@ def load_user_model(spec: str, n_classes: int, input_shape=(1, 49, 10)) -> nn.Mo
     module = importlib.util.module_from_spec(mod_spec)
     try:
         mod_spec.loader.exec_module(module)
-    except Exception as e:  # the user's own code: report it in one line, whatever it raised
+    except (Exception, SystemExit) as e:  # the user's own code: report it in one line, whatever it raised
         line = f" (line {e.lineno})" if isinstance(e, SyntaxError) and e.lineno else ""
         raise PqlrError(f"{file}: importing it failed{line}: {type(e).__name__}: {e}") from None
     factory = getattr(module, cls, None)
     if not callable(factory):
         raise PqlrError(f"{file} defines no {cls!r}")
+    return factory
+
+
+def load_user_model(spec: str, n_classes: int, input_shape=(1, 49, 10)) -> nn.Module:
+    """`path/to/file.py:ClassName` -> ClassName(n_classes=..., input_shape=...), passing each of the two
+    only where the constructor takes it (a class with neither is called with no arguments)."""
+    factory = user_class(spec)
     kwargs = {k: v for k, v in (("n_classes", n_classes), ("input_shape", tuple(input_shape))) if _takes(factory, k)}
-    call = f"{file}:{cls}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
+    call = f"{spec}({', '.join(f'{k}={v}' for k, v in kwargs.items())})"
     try:
         model = factory(**kwargs)
-    except Exception as e:  # likewise
+    except (Exception, SystemExit) as e:  # likewise
         raise PqlrError(f"{call} failed: {type(e).__name__}: {e}") from None
     if not isinstance(model, nn.Module):
         raise PqlrError(f"{call} returned a {type(model).__name__}, not a torch.nn.Module")

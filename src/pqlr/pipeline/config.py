@@ -8,7 +8,7 @@ from ..compress import lowrank, prune
 from ..compress.distill import DistillConfig
 from ..compress.quantize import QuantConfig
 from ..errors import PqlrError
-from ..models import MODEL_NAMES
+from ..models import MODEL_NAMES, user_class
 
 TASKS = ("classify", "anomaly")
 
@@ -74,13 +74,21 @@ class PipelineConfig:
 
 
 def check_model_spec(spec: str, what: str) -> None:
-    """Fail before any data is loaded: a zoo name, an existing checkpoint, or an existing file.py:Class."""
+    """Fail before any data is loaded: a zoo name, an existing checkpoint, or an existing file.py:Class
+    (the file is imported to find the class)."""
     if spec in MODEL_NAMES:
         return
-    if spec.endswith(".safetensors") or ".py:" in spec:
-        path = spec.rpartition(":")[0] if ".py:" in spec else spec
-        if not Path(path).is_file():
+    if ".py:" in spec:
+        try:
+            user_class(spec)
+        except PqlrError as e:
+            raise PqlrError(f"--{what} {spec}: {e}") from None
+        return
+    if spec.endswith(".safetensors"):
+        if not Path(spec).is_file():
             raise PqlrError(f"--{what} {spec}: no such file")
         return
+    if ":" in spec and Path(spec.rpartition(":")[0]).is_file():
+        raise PqlrError(f"--{what} {spec}: a model file must be a Python file, path/to/file.py:ClassName")
     raise PqlrError(f"unknown {what} {spec!r} (known: {', '.join(MODEL_NAMES)}, a .safetensors checkpoint, "
                     "or path/to/file.py:ClassName)")

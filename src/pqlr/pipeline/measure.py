@@ -4,6 +4,7 @@ planned arena, compiled code size, MACs, integer accuracy -- and the pipeline's 
 from __future__ import annotations
 
 import copy
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -89,6 +90,17 @@ def class_names(ctx) -> list[str] | None:
 
 def test_inputs(ctx) -> tuple[torch.Tensor, torch.Tensor]:
     return DEFAULT_CACHE.get(ctx.data.test, FeatureConfig())
+
+
+def check_outputs(gm, data, task: str, who: str) -> None:
+    """Before training: a classifier predicts one value per class, an autoencoder as many values as
+    its input has (what the task's loss and metric need)."""
+    out, inp = tuple(gm.output_shape), tuple(data.input_shape)
+    if task == "classify" and out != (len(data.classes),):
+        raise PqlrError(f"{who} predicts outputs of shape {out}; the dataset has {len(data.classes)} classes "
+                        f"(give the model n_classes={len(data.classes)} outputs)")
+    if task == "anomaly" and math.prod(out) != math.prod(inp):
+        raise PqlrError(f"{who} outputs {out} for inputs {inp}: an anomaly model must reconstruct its input")
 
 
 def score(ctx, model) -> float:

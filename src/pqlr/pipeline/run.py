@@ -26,6 +26,7 @@ from ..ir.interp import run_graph
 from ..models import resolve_model
 from .checkpoint import load_stage, save_stage
 from .config import PipelineConfig
+from .measure import check_outputs
 from .report import build_report
 from .stages import STAGES, Context, calib_batches
 from .teacher import get_teacher
@@ -74,6 +75,7 @@ def run_pipeline(cfg: PipelineConfig, *, resume: bool = False, log: Callable[[st
     task = cfg.task or getattr(data, "task", "classify")
     ctx = Context(cfg, data, task=task)
     model = capture(resolve_model(cfg.model, len(data.classes), data.input_shape, seed=cfg.seed), data.input_shape)
+    check_outputs(model, data, task, cfg.model)
     check_target_fit(cfg, model)
     dry_run(model, cfg, calib_batches(ctx, 8)[0])       # an undeployable model fails here, in seconds
     log(f"data: {data.name}, {len(data.classes)} classes, train/val/test = "

@@ -15,9 +15,9 @@ from torch import nn
 from ..capture import capture
 from ..capture.stats import graph_stats
 from ..data import AugmentConfig
-from ..errors import PqlrError
 from ..models import load_model, resolve_model, save_model
 from ..train import TrainConfig, evaluate, train
+from .measure import check_outputs
 
 
 def teacher_cache_path(cfg, data) -> Path:
@@ -47,18 +47,16 @@ def get_teacher(cfg, data, task: str = "classify", log: Callable[[str], None] = 
             model, _ = load_model(path)
             source = f"cache {path}"
         else:
-            log(f"[teacher] training {spec} for {cfg.teacher_epochs} epochs (cached at {path})")
             model = capture(resolve_model(spec, len(data.classes), data.input_shape, seed=cfg.seed), data.input_shape)
+            check_outputs(model, data, task, f"teacher {spec}")
+            log(f"[teacher] training {spec} for {cfg.teacher_epochs} epochs (cached at {path})")
             train(model, data, TrainConfig(epochs=cfg.teacher_epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                                            seed=cfg.seed, device=cfg.device, augment=cfg.augment, task=task),
                   progress=cfg.progress)
             save_model(path, model, {"classes": data.classes})
             source = f"trained, cached at {path}"
     gm = capture(model, data.input_shape)
-    out = gm.output_shape
-    want = (len(data.classes),) if task == "classify" else tuple(data.input_shape)
-    if task == "classify" and out != want:
-        raise PqlrError(f"teacher {spec} predicts {out} outputs, the dataset has {len(data.classes)} classes")
+    check_outputs(gm, data, task, f"teacher {spec}")
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
