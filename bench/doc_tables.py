@@ -41,7 +41,18 @@ def article() -> str:
                   f"({f['weight_bytes']:,} B), {100 * (t['accuracy'] - f['accuracy']):+.1f} points over it. "
                   f"Integer program {100 * f['accuracy_int']:.2f}% vs fake-quant {100 * f['accuracy']:.2f}%; "
                   f"RAM {f['ram_peak_bytes']:,} B; C == oracle on {f['host_check']['samples']} host samples; "
-                  f"{r['seconds'] / 60:.1f} min wall (teacher training included)."]
+                  f"{r['seconds'] / 60:.1f} min wall on this 2-core machine "
+                  f"({'teacher training included' if t['source'].startswith('trained') else 'teacher from its cache'})."]
+    for name in ("article_command_verify_rv32.json", "article_command_verify_rv32_opt.json"):
+        if (RESULTS / name).is_file():
+            v = _load(name)
+            lines += ["", f"`pqlr verify --target {v['target']}{' --kernels opt' if v['kernels'] == 'opt' else ''}` "
+                          f"({name}): {v['mismatches']} of {v['samples']} samples differ from the oracle; "
+                          f"{v['instructions_per_inference'] / 1e6:.2f} M instructions per inference "
+                          f"({v['instructions_per_mac']:.2f} per MAC, {v['kernels']} kernels), RAM peak "
+                          f"{v['ram_peak_bytes']:,} B (arena {v['arena_peak_bytes']:,} B painted, {v['arena_plan_bytes']:,} B "
+                          f"planned; stack {v['stack_peak_bytes']:,} B), text {v['text_bytes']:,} B, "
+                          f"rodata {v['rodata_bytes']:,} B."]
     return "\n".join(lines)
 
 
