@@ -244,7 +244,7 @@ def test_cli_train_and_eval_on_npz(digits, tmp_path, capsys):
 def test_cli_bad_tensor_input_is_one_line_exit_2(digits, tmp_path, capsys):
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 truncated")
     for argv, needle in [
-        (["--dataset", f"npz:{tmp_path / 'bad.npz'}"], "not a readable .npz archive"),
+        (["--dataset", f"npz:{tmp_path / 'bad.npz'}"], "bad.npz: not an .npz archive"),
         (["--dataset", f"npz:{digits}", "--task", "anomaly"], "task anomaly wants 2 classes"),
         (["--dataset", f"images:{tmp_path / 'none'}"], "no such folder"),
         (["--dataset", f"npz:{digits}", "--input-shape", "3x16x16"], "but the model wants (3, 16, 16)"),
