@@ -38,11 +38,15 @@ def article() -> str:
     ratio = t["weight_bytes"] / f["weight_bytes"]
     lines += ["", f"Teacher `{t['name']}`: {t['params']:,} parameters, {fmt_bytes(t['weight_bytes'])} fp32, "
                   f"{100 * t['accuracy']:.1f}% -- {ratio:.1f}x the student's deployed bytes "
-                  f"({f['weight_bytes']:,} B), {100 * (t['accuracy'] - f['accuracy']):+.1f} points over it. "
+                  f"({f['weight_bytes']:,} B), {100 * (t['accuracy'] - f['accuracy_int']):+.2f} points over its "
+                  f"integer program ({100 * (t['accuracy'] - f['accuracy']):+.2f} over the fake-quant one). "
                   f"Integer program {100 * f['accuracy_int']:.2f}% vs fake-quant {100 * f['accuracy']:.2f}%; "
                   f"RAM {f['ram_peak_bytes']:,} B; C == oracle on {f['host_check']['samples']} host samples; "
                   f"{r['seconds'] / 60:.1f} min wall on this 2-core machine "
                   f"({'teacher training included' if t['source'].startswith('trained') else 'teacher from its cache'})."]
+    if r.get("budget"):
+        lines += ["", f"Accuracy budget (`--max-drop {r['config']['budget']['max_drop']}`, validation split): "
+                      + "; ".join(r["budget"]) + "."]
     for name in ("article_command_verify_rv32.json", "article_command_verify_rv32_opt.json"):
         if (RESULTS / name).is_file():
             v = _load(name)
@@ -69,6 +73,11 @@ def examples() -> str:
     lines += ["", f"Measured {r['date']} with `bench/examples.py` (`bench/results/examples.json` holds each row's "
                   "full command); every row's C matched the integer oracle on rv32imac "
                   f"({', '.join(str(x['rv32_mismatches']) for x in r['rows'])} mismatches)."]
+    backed = [f"{x['student']}: " + "; ".join(b for b in x["budget"] if "back-off" in b or "over the" in b)
+              for x in r["rows"] if any("back-off" in b or "over the" in b for b in x.get("budget", []))]
+    if any("budget" in x for x in r["rows"]):
+        lines += ["", "Accuracy budget (default 0.5 points per stage, validation split): "
+                      + (" / ".join(backed) if backed else "no stage had to back off") + "."]
     return "\n".join(lines)
 
 
@@ -100,7 +109,29 @@ def kernels() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"article": article, "examples": examples, "kernels": kernels}
+def budget() -> str:
+    """bench/budget.py: the same commands with the accuracy budget off and on, side by side."""
+    r = _load("budget.json")
+    names = [s["name"] for s in r["cases"][0]["runs"]["off"]["stages"]]
+    lines = ["| data | --max-drop | " + " | ".join(names) + " | integer C | weights | seconds | what the budget did |",
+             "|---" * (len(names) + 6) + "|"]
+    for c in r["cases"]:
+        for label, run in c["runs"].items():
+            cells = [f"{100 * s['accuracy']:.1f}% ({100 * s['val_accuracy']:.1f}%)" if s.get("val_accuracy") is not None
+                     else f"{100 * s['accuracy']:.1f}%" for s in run["stages"]]
+            did = "; ".join(f"{s['name']}: {' -> '.join(t['setting'] for t in s['budget']['tries'])}"
+                            + ("" if s["budget"]["within"] in (None, True) else " (none within; best kept)")
+                            for s in run["stages"] if s.get("budget") and len(s["budget"]["tries"]) > 1) or "nothing"
+            did = "off" if label == "off" else did
+            lines.append(f"| {c['data']} | {label} | " + " | ".join(cells) + f" | {100 * run['final']['accuracy_int']:.1f}% | "
+                         f"{run['final']['weight_bytes']:,} B | {run['seconds']:.0f} | {did} |")
+    lines += ["", f"Test accuracy (validation in brackets) after each stage; measured {r['time'][:10]} with "
+                  f"`{r['command']}` (`bench/results/budget.json`). Every case: "
+                  f"`pqlr-compress {' '.join(r['cases'][0]['flags'][:8])} ...` and the data's flags."]
+    return "\n".join(lines)
+
+
+TABLES = {"article": article, "examples": examples, "kernels": kernels, "budget": budget}
 MARK = re.compile(r"(<!-- table:(\w+) -->\n)(.*?)(<!-- /table:\2 -->)", re.S)
 
 

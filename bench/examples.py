@@ -107,6 +107,7 @@ def run_case(name: str, work: Path, threads: int, verify_samples: int) -> dict:
         "instructions_rv32imac": r["instructions_per_inference"], "rv32_mismatches": r["mismatches"],
         "rv32_samples": r["samples"], "arena_painted_bytes": r["arena_peak_bytes"],
         "arena_plan_bytes": r["arena_plan_bytes"], "seconds": round(seconds, 1),
+        "budget": report.get("budget", []),
     }
 
 

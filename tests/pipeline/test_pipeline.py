@@ -1,6 +1,7 @@
 """The pipeline end to end on a small real model and real data: every stage runs, the report has
 the article's table, the C package is written, and --resume after a crash gives the same result."""
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -9,6 +10,7 @@ from pqlr.compress.lowrank import LowRankConfig
 from pqlr.compress.prune import PruneConfig
 from pqlr.compress.quantize import QuantConfig
 from pqlr.pipeline import run, stages
+from pqlr.pipeline.budget import BudgetConfig
 
 FSDD = "fsdd:../shared/data/fsdd/recordings"
 
@@ -17,7 +19,8 @@ def _cfg(tmp_path, **kw):
     base = dict(model="ds-cnn-s", dataset=FSDD, holdout_speaker="theo", per_class=30, augment=False,
                 teacher=None, prune=PruneConfig(sparse=0.5), quant=QuantConfig(wbits=4, abits=8, calib=64),
                 lowrank=LowRankConfig(rank=16), epochs=2, prune_epochs=1, qat_epochs=1, lowrank_epochs=1,
-                distill_epochs=1, output=str(tmp_path / "kws.bin"), progress=False)
+                distill_epochs=1, output=str(tmp_path / "kws.bin"), progress=False,
+                budget=BudgetConfig(None))          # two-epoch models: the mechanics (test_budget.py: the budget)
     base.update(kw)
     return pipeline.PipelineConfig(**base)
 
@@ -89,10 +92,11 @@ def test_lowrank_stage_is_a_no_op_when_no_layer_saves_bytes(tmp_path, monkeypatc
     from pqlr.models import build_model
 
     monkeypatch.setattr(stages, "quant_row", lambda ctx, q: {"q": q})
-    monkeypatch.setattr(stages, "_quantize", lambda ctx, fm, epochs, label: ("requantized", fm))
+    monkeypatch.setattr(stages, "_quantize", lambda ctx, fm, epochs, info, base=None: (("requantized", fm), None))
+    monkeypatch.setattr(stages, "val_score", lambda ctx, model: None)
     qat_model = object()
     for rank, factorized in ((32, False), (8, True)):     # 64x64 1x1 convs at 4 bits: r=32 saves nothing
-        ctx = stages.Context(_cfg(tmp_path, lowrank=LowRankConfig(rank=rank)), data=None)
+        ctx = stages.Context(_cfg(tmp_path, lowrank=LowRankConfig(rank=rank)), data=SimpleNamespace(val=[]))
         ctx.model, ctx.qmodel = capture(build_model("ds-cnn-s", 10, seed=0), (1, 49, 10)), qat_model
         row = stages.stage_lowrank(ctx)
         rows = ctx.stage_info["lowrank"]

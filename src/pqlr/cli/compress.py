@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from dataclasses import replace
 
@@ -13,6 +14,7 @@ from ..compress.lowrank import LowRankConfig
 from ..errors import PqlrError
 from ..io import parse_bytes, write_json
 from ..pipeline import PipelineConfig, run_pipeline
+from ..pipeline.budget import BudgetConfig
 from ..pipeline.recipe import load_recipe
 from .info import parse_shape
 
@@ -25,7 +27,12 @@ EPILOG = """examples:
       --dataset npz:digits_32.npz --sparse 0.3 --wbits 8 --output runs/resnet8.bin
   pqlr-compress --model examples/models/fc_autoencoder.py:FCAutoencoder --task anomaly \\
       --dataset npz:anomaly.npz --sparse 0.3 --wbits 8 --output runs/ae.bin
-  pqlr-compress --recipe recipes/kws.yaml --resume
+  pqlr-compress --model ds-cnn-s --dataset kws_english --sparse 0.5 --wbits 8 --abits 8 \
+      --max-drop 1 --force pruned --output runs/kws_en.bin   # each stage may lose 1 point; the cut stays
+  pqlr-compress --recipe my_run.yaml --resume     # the same keys as these flags, in YAML
+
+Every compressing stage is measured against its input on the validation split: one that loses more
+than --max-drop points backs off by measurement, and report.md lists each setting tried.
 
 Any nn.Module is captured with torch.fx (file.py:Class, called as Class(n_classes=N, input_shape=S)
 with S one sample's shape); the supported operations are listed in docs/ops.md. An unsupported op
@@ -75,6 +82,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--alpha", type=float, help="weight of the soft-target loss (article: 0.7)")
     g.add_argument("--distill-epochs", type=int)
     g.add_argument("--teacher-epochs", type=int)
+    g = p.add_argument_group("accuracy budget")
+    g.add_argument("--max-drop", type=_points, metavar="POINTS|off",
+                   help="validation points each stage may lose against its input (default 0.5); a stage that "
+                        "loses more backs off by measurement (less sparsity, PTQ or more QAT, 8-bit sensitive "
+                        "layers, a higher rank or none, no distillation) and the report lists what it tried; "
+                        "off: keep every setting as asked")
+    g.add_argument("--force", metavar="STAGE[,STAGE]",
+                   help="stages that keep the setting asked for whatever it costs (pruned, quantized, low-rank, "
+                        "distilled); the report says how many points it cost")
     g = p.add_argument_group("deploy")
     g.add_argument("--output", help="model file to write (default micro_kws.bin); C goes to a folder beside it")
     g.add_argument("--ram", help="RAM budget (e.g. 35KB): weights are streamed from flash in tiles to fit")
@@ -95,6 +111,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", help="cpu (default) or cuda")
     g.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; use 1 on a busy machine)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _points(text: str):
+    if text.strip().lower() in ("off", "none"):
+        return "off"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--max-drop {text!r}: give points (e.g. 0.5) or off") from None
 
 
 def config_from_args(args):
@@ -128,6 +153,13 @@ def config_from_args(args):
         values = {k: v for k, v in values.items() if v is not None}
         if values:
             top[name] = replace(getattr(base, name), **values)
+    if args.max_drop is not None or args.force is not None:
+        values = {}
+        if args.max_drop is not None:
+            values["max_drop"] = None if args.max_drop == "off" else args.max_drop
+        if args.force is not None:
+            values["force"] = tuple(s.strip() for s in args.force.split(",") if s.strip())
+        top["budget"] = BudgetConfig(**{**dataclasses.asdict(base.budget), **values})
     if args.rank is not None or args.lowrank_energy is not None:
         top["lowrank"] = LowRankConfig(rank=args.rank if args.lowrank_energy is None else None,
                                        energy=args.lowrank_energy)

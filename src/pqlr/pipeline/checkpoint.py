@@ -27,6 +27,7 @@ def save_stage(stage_dir: Path, name: str, ctx, row: dict) -> None:
         "row": row,
         "model_spec": ctx.model.spec(),
         "quant_config": asdict(ctx.qmodel_cfg) if ctx.qmodel_cfg else None,
+        "quant_chosen": asdict(ctx.quant) if ctx.quant else None,
         "notes": ctx.notes,
     }
     save_state(stage_dir / f"{name}.safetensors", tensors, json.loads(json.dumps(meta, default=str)))
@@ -50,6 +51,8 @@ def load_stage(stage_dir: Path, name: str, ctx, calib) -> dict | None:
         q = quantize_(copy.deepcopy(model), qcfg, step="prepare", calib=calib(min(qcfg.calib, 8)))
         load_into(q, tensors, "quant.", path)
         ctx.qmodel, ctx.qmodel_cfg = q, qcfg
+    if meta.get("quant_chosen"):
+        ctx.quant = quant_config(meta["quant_chosen"], path)
     return meta["row"]
 
 

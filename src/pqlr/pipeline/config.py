@@ -7,6 +7,7 @@ from pathlib import Path
 from ..compress import lowrank, prune
 from ..compress.distill import DistillConfig
 from ..compress.quantize import QuantConfig
+from .budget import BudgetConfig
 from ..errors import PqlrError
 from ..models import MODEL_NAMES, user_class
 
@@ -26,6 +27,7 @@ class PipelineConfig:
     quant: QuantConfig = field(default_factory=lambda: QuantConfig(wbits=4, abits=8, method="lsq+"))
     lowrank: lowrank.LowRankConfig | None = field(default_factory=lowrank.LowRankConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)   # points each stage may lose (--max-drop)
     # defaults sized so the article's command finishes within 15 minutes on a 2-core CPU
     epochs: int = 6                 # float training of the student (with the slimming penalty)
     teacher_epochs: int = 5

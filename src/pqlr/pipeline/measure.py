@@ -108,6 +108,16 @@ def score(ctx, model) -> float:
     return float(evaluate(model, ctx.data.test, task=ctx.task).accuracy)
 
 
+def val_score(ctx, model) -> float | None:
+    """The task's metric on the validation split (what the accuracy budget compares); None without one."""
+    if not len(ctx.data.val):
+        return None
+    labels = getattr(ctx.data.val, "labels", None)
+    if ctx.task == "anomaly" and labels is not None and len(torch.unique(labels)) < 2:
+        return None                                     # ROC AUC needs normal and anomalous samples
+    return float(evaluate(model, ctx.data.val, task=ctx.task).accuracy)
+
+
 def integer_score(ctx, g, x_float: torch.Tensor, labels: torch.Tensor, y_int: np.ndarray) -> float:
     """The task's metric of the integer outputs: top-1 accuracy, or ROC AUC of the reconstruction error."""
     if ctx.task == "classify":
@@ -173,6 +183,7 @@ def finalize(cfg, ctx, log: Callable[[str], None] = print) -> dict:
         "weight_bytes": g.weight_bytes(), "flash_bytes": g.weight_bytes() + (code or 0),
         "bin_bytes": Path(cfg.output).stat().st_size, "code_bytes": code,
         "ram_peak_bytes": ram["total"], "ram": ram, "macs": graph_macs(g), "weight_macs": weight_macs(g),
+        "layer_wbits": ctx.qmodel.weight_bits(),
         "host_check": {"samples": n_check, "mismatches": mismatches, "arena_high_water": arena_hw},
         "accumulator_overflow_possible": [r for r in acc_rows if r.get("may_saturate")],
         "outputs": {"bin": str(cfg.output), "package": str(out_dir)},

@@ -9,6 +9,7 @@ Example (every key optional; unknown keys and bad values are errors):
     quant:   {wbits: 4, abits: 8, method: lsq+, calib: 200, init: percentile}
     lowrank: {rank: 16}            # or {energy: 0.9}, or null to skip
     distill: {temperature: 6, alpha: 0.7}
+    budget:  {max_drop: 0.5, force: [low-rank]}   # max_drop: null turns the accuracy budget off
 """
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ from ..compress.distill import DistillConfig
 from ..compress.lowrank import LowRankConfig
 from ..compress.prune import PruneConfig
 from ..compress.quantize import QuantConfig
+from .budget import BudgetConfig
 from .config import PipelineConfig
 
-SECTIONS = {"prune": PruneConfig, "quant": QuantConfig, "lowrank": LowRankConfig, "distill": DistillConfig}
+SECTIONS = {"prune": PruneConfig, "quant": QuantConfig, "lowrank": LowRankConfig, "distill": DistillConfig,
+            "budget": BudgetConfig}
 
 
 def _build(cls, values: Any, where: str):

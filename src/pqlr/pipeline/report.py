@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..io import write_json, write_text
+from .budget import summary_lines
 from .measure import finalize
 
 COLUMNS = ("weight_bytes", "activation_bytes", "code_bytes", "macs", "accuracy")
@@ -42,6 +43,12 @@ def report_markdown(report: dict) -> str:
         out += [f"Teacher `{t['name']}`: {report['final'].get('metric', 'accuracy')} {100 * t['accuracy']:.1f}%, {t['params']:,} parameters, "
                 f"{fmt_bytes(t['weight_bytes'])} fp32 ({t['source']}). Every fine-tuning phase used the "
                 f"distillation loss (T = {cfg['distill']['temperature']}, alpha = {cfg['distill']['alpha']}).", ""]
+    if report.get("budget"):
+        b = cfg["budget"]
+        out += ["## Accuracy budget", "",
+                f"Each stage against its input on the validation split, at most {b['max_drop']} points "
+                f"(forced: {', '.join(b['force']) or 'none'}); every setting tried is in report.json "
+                "(stages[].details.budget).", ""] + [f"- {line}" for line in report["budget"]] + [""]
     f = report["final"]
     out += ["## Final model", ""] + [f"- {k}: {v}" for k, v in f.items() if not isinstance(v, (dict, list))] + [""]
     if report.get("notes"):
@@ -57,6 +64,8 @@ def write_report(out_dir: Path, report: dict, log: Callable[[str], None] = print
     write_json(out_dir / "report.json", report)
     write_text(out_dir / "report.md", report_markdown(report))
     log("\n" + table_markdown(report["stages"]) + "\n")
+    if report.get("budget"):
+        log("accuracy budget (validation split):\n" + "\n".join(f"  {line}" for line in report["budget"]) + "\n")
     log(f"report: {out_dir / 'report.json'}, {out_dir / 'report.md'}")
 
 
@@ -70,6 +79,7 @@ def build_report(cfg, ctx, rows: list[dict], teacher_row: dict | None, *, second
         "teacher": teacher_row,
         "final": final,
         "notes": ctx.notes,
+        "budget": summary_lines(rows),
         "seconds": round(seconds, 1),
     }
     write_report(cfg.out_dir, report, log)

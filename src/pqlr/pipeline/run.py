@@ -73,7 +73,7 @@ def run_pipeline(cfg: PipelineConfig, *, resume: bool = False, log: Callable[[st
                         holdout_speaker=cfg.holdout_speaker, seed=cfg.seed, per_class=cfg.per_class,
                         progress=cfg.progress, task=cfg.task, input_shape=cfg.input_shape)
     task = cfg.task or getattr(data, "task", "classify")
-    ctx = Context(cfg, data, task=task)
+    ctx = Context(cfg, data, task=task, log=log)
     model = capture(resolve_model(cfg.model, len(data.classes), data.input_shape, seed=cfg.seed), data.input_shape)
     check_outputs(model, data, task, cfg.model)
     check_target_fit(cfg, model)
@@ -94,6 +94,7 @@ def run_pipeline(cfg: PipelineConfig, *, resume: bool = False, log: Callable[[st
             row = load_stage(stage_dir, name, ctx, lambda n: calib_batches(ctx, n))
             if row is not None:
                 log(f"[{name}] restored from {stage_dir} (finished before)")
+                ctx.val = row.get("val_accuracy")
                 rows.append(row)
                 continue
             resume = False      # stages after the first unfinished one are all re-run
@@ -104,7 +105,8 @@ def run_pipeline(cfg: PipelineConfig, *, resume: bool = False, log: Callable[[st
         row = fn(ctx)
         row = {"name": name, **row, "seconds": round(time.time() - t, 1), "details": ctx.stage_info}
         save_stage(stage_dir, name, ctx, row)
-        log(f"[{name}] {'accuracy' if task == 'classify' else 'ROC AUC'} {100 * row['accuracy']:.2f}%  "
+        val = "" if row.get("val_accuracy") is None else f" (validation {100 * row['val_accuracy']:.2f}%)"
+        log(f"[{name}] {'accuracy' if task == 'classify' else 'ROC AUC'} {100 * row['accuracy']:.2f}%{val}  "
             f"weights {row['weight_bytes']:,} B  ({row['seconds']:.0f} s)")
         rows.append(row)
     return build_report(cfg, ctx, rows, teacher_row, seconds=time.time() - t0, log=log)
