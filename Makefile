@@ -21,6 +21,12 @@ bench: setup
 	$(PY) bench/kernels_rv32.py --samples 2 --json bench/results/kernels_rv32.json
 	$(PY) bench/wakeword_stream.py --json bench/results/wakeword_stream.json
 	OMP_NUM_THREADS=2 $(PY) bench/examples.py --threads 2 --json bench/results/examples.json
+	OMP_NUM_THREADS=2 $(PY) bench/budget.py --threads 2 --json bench/results/budget.json
+	.venv/bin/pqlr-compress --model tinybert --dataset kws_chinese --sparse 0.7 --wbits 4 --rank 16 \
+	    --teacher tinybert-6l --output runs/article/micro_kws.bin --json bench/results/article_command_report.json
+	for k in reference opt; do .venv/bin/pqlr verify runs/article/micro_kws.bin --target rv32imac --dataset kws_chinese \
+	    --limit 10 --kernels $$k --json bench/results/article_command_verify_rv32$$( [ $$k = opt ] && echo _opt ).json; done
+	OMP_NUM_THREADS=2 $(PY) bench/distill_ablation.py --json bench/results/distill_ablation.json
 	$(PY) bench/doc_tables.py
 
 clean:

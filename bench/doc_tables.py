@@ -81,6 +81,24 @@ def examples() -> str:
     return "\n".join(lines)
 
 
+def examples_budget() -> str:
+    """Rows of examples.json re-measured with the default accuracy budget (bench/examples.py --only ...)."""
+    before = {x["model"]: x for x in _load("examples.json")["rows"]}
+    r = _load("examples_budget.json")
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+    lines = ["| model | budget | float | pruned | compressed (integer C) | weights deployed | rv32imac mismatches | "
+             "what the budget did |", "|---|---|---|---|---|---|---|---|"]
+    for x in r["rows"]:
+        b = before[x["model"]]
+        lines.append(f"| {x['student']} | off (examples table) | {pct(b['float'])} | {pct(b['pruned'])} | "
+                     f"{pct(b['compressed_int'])} | {b['weight_bytes']:,} B | {b['rv32_mismatches']} | off |")
+        lines.append(f"| {x['student']} | 0.5 | {pct(x['float'])} | {pct(x['pruned'])} | {pct(x['compressed_int'])} | "
+                     f"{x['weight_bytes']:,} B | {x['rv32_mismatches']} | " + "; ".join(x["budget"]) + " |")
+    lines += ["", f"Measured {r['date']} with `bench/examples.py --only {','.join(x['model'] for x in r['rows'])} "
+                  "--json bench/results/examples_budget.json` (same command as the examples table, default budget)."]
+    return "\n".join(lines)
+
+
 def kernels() -> str:
     """DS-CNN-S on rv32imac, instructions per MAC per layer type: reference vs optimized kernels."""
     r = _load("kernels_rv32.json")["results"]
@@ -131,7 +149,24 @@ def budget() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"article": article, "examples": examples, "kernels": kernels, "budget": budget}
+def distill() -> str:
+    """The article's command with its teacher against the same schedule without one (bench/distill_ablation.py)."""
+    art, r = _load("article_command_report.json"), _load("distill_ablation.json")
+    rows = [("teacher tinybert-6l (the article's command)", art["stages"], art["final"]["accuracy_int"],
+             art["final"]["weight_bytes"], art["seconds"])]
+    rows += [(x["label"], x["stages"], x["accuracy_int"], x["weight_bytes"], x["seconds"]) for x in r["runs"]]
+    names = [s["name"] for s in art["stages"]]
+    lines = ["| run | " + " | ".join(names) + " | integer C | weights | minutes |", "|---" * (len(names) + 4) + "|"]
+    for label, stages, acc, wb, sec in rows:
+        lines.append(f"| {label} | " + " | ".join(f"{100 * s['accuracy']:.1f}%" for s in stages)
+                     + f" | **{100 * acc:.2f}%** | {wb:,} B | {sec / 60:.1f} |")
+    gain = 100 * (art["final"]["accuracy_int"] - max(x["accuracy_int"] for x in r["runs"]))
+    lines += ["", f"Distillation adds {gain:+.2f} points over the better of the two runs without a teacher "
+                  f"(`{r['command']}`, `bench/results/distill_ablation.json`, measured {r['time'][:10]})."]
+    return "\n".join(lines)
+
+
+TABLES = {"distill": distill, "examples_budget": examples_budget, "article": article, "examples": examples, "kernels": kernels, "budget": budget}
 MARK = re.compile(r"(<!-- table:(\w+) -->\n)(.*?)(<!-- /table:\2 -->)", re.S)
 
 
