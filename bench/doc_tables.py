@@ -161,7 +161,8 @@ def distill() -> str:
         lines.append(f"| {label} | " + " | ".join(f"{100 * s['accuracy']:.1f}%" for s in stages)
                      + f" | **{100 * acc:.2f}%** | {wb:,} B | {sec / 60:.1f} |")
     gain = 100 * (art["final"]["accuracy_int"] - max(x["accuracy_int"] for x in r["runs"]))
-    lines += ["", f"Distillation adds {gain:+.2f} points over the better of the two runs without a teacher "
+    best = "the run" if len(r["runs"]) == 1 else f"the better of the {len(r['runs'])} runs"
+    lines += ["", f"Distillation adds {gain:+.2f} points over {best} without a teacher "
                   f"(`{r['command']}`, `bench/results/distill_ablation.json`, measured {r['time'][:10]})."]
     return "\n".join(lines)
 

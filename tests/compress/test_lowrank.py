@@ -40,6 +40,15 @@ def test_apply_replaces_nodes_and_skips():
     assert gm(x).shape == (2, 12)
 
 
+def test_keep_leaves_exactly_the_named_layers_whole():
+    gm = capture(build_model("microbert-2l", 12, seed=0).eval(), (1, 49, 10))
+    gm, summary = lowrank.apply(gm, lowrank.LowRankConfig(rank=16, keep=("blocks.0.ffn.fc1",)))
+    rows = {r["layer"]: r for r in summary}
+    assert rows["blocks.0.ffn.fc1"]["action"] == "skipped" and rows["blocks.0.ffn.fc1"]["reason"] == "kept whole (asked for)"
+    assert rows["blocks.1.ffn.fc1"]["action"] == "factorized"        # only the named layer
+    assert gm.graph.node("blocks.0.ffn.fc1") is not None
+
+
 class Convs(nn.Module):
     """Pointwise Conv1d and Conv2d layers (and a 3x3 one, not eligible)."""
 

@@ -193,3 +193,22 @@ def test_per_layer_bits_follow_a_layer_onto_its_factors():
     out = _bits_after_factorizing(q, [{"layer": "fc", "action": "factorized"}, {"layer": "conv1", "action": "skipped"}])
     assert out.per_layer_wbits == {"fc.first": 8, "fc.second": 8, "conv1": 2} and out.wbits == 4
     assert _bits_after_factorizing(QuantConfig(wbits=4), [{"layer": "fc", "action": "factorized"}]).per_layer_wbits is None
+
+
+def test_low_rank_leaves_the_worst_approximated_layer_whole():
+    from pqlr.compress.lowrank import LowRankConfig
+    from pqlr.pipeline.stages import _keep_worst_whole
+    seen = []
+
+    def factorize(lr, label):
+        seen.append((lr, label))
+        return lambda: Attempt(label, 0.9)
+    summary = [{"layer": "a", "action": "factorized", "rel_error": 0.2},
+               {"layer": "b", "action": "factorized", "rel_error": 0.6},
+               {"layer": "c", "action": "skipped"}]
+    a = _keep_worst_whole(LowRankConfig(rank=4), summary, factorize)
+    assert a.label == "rank 4, b kept whole" and seen[0][0].keep == ("b",)
+    assert _keep_worst_whole(LowRankConfig(rank=4), summary[:1], factorize) is None   # one layer: that is "none"
+    _, rec = choose(BudgetConfig(0.5), "low-rank", 0.9, [lambda: Attempt("x", 0.5), lambda: None,
+                                                         lambda: Attempt("y", 0.9)], 1000, log=lambda m: None)
+    assert [t["setting"] for t in rec["tries"]] == ["x", "y"]              # a try that does not apply is skipped

@@ -86,7 +86,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-drop", type=_points, metavar="POINTS|off",
                    help="validation points each stage may lose against its input (default 0.5); a stage that "
                         "loses more backs off by measurement (less sparsity, PTQ or more QAT, 8-bit sensitive "
-                        "layers, a higher rank or none, no distillation) and the report lists what it tried; "
+                        "layers, longer fine-tunes, a layer left whole, a higher rank or none, no distillation) and the report lists what it tried; "
                         "off: keep every setting as asked")
     g.add_argument("--force", metavar="STAGE[,STAGE]",
                    help="stages that keep the setting asked for whatever it costs (pruned, quantized, low-rank, "

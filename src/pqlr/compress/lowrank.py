@@ -28,6 +28,7 @@ class LowRankConfig:
     energy: float | None = None     # keep this fraction of sum(sigma^2), e.g. 0.9
     include: tuple[str, ...] = ()   # module-name substrings to factorize (empty = every eligible layer)
     exclude: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()      # exact layer names left whole (e.g. the accuracy budget's choice)
 
     def __post_init__(self):
         if self.rank is None and self.energy is None:
@@ -38,6 +39,7 @@ class LowRankConfig:
             raise PqlrError(f"low-rank energy must be in (0, 1], got {self.energy}")
         object.__setattr__(self, "include", tuple(self.include))
         object.__setattr__(self, "exclude", tuple(self.exclude))
+        object.__setattr__(self, "keep", tuple(self.keep))
 
 
 def _matrix(gm: GraphModel, node) -> torch.Tensor | None:
@@ -97,6 +99,10 @@ def apply(gm: GraphModel, cfg: LowRankConfig, wbits: int = 8) -> tuple[GraphMode
             continue
         out_f, in_f = w.shape
         r = choose_rank(w, cfg)
+        if name in cfg.keep:
+            summary.append({"layer": name, "shape": [out_f, in_f], "rank": r, "action": "skipped",
+                            "reason": "kept whole (asked for)"})
+            continue
         before, after = deployed_bytes(out_f, in_f, wbits), deployed_bytes(out_f, in_f, wbits, r)
         row = {"layer": name, "shape": [out_f, in_f], "rank": r, "params_before": out_f * in_f,
                "params_after": r * (out_f + in_f), "bytes_before": before, "bytes_after": after}

@@ -44,7 +44,7 @@ class Attempt:
     state: object = None
 
 
-Try = Callable[[], Attempt]
+Try = Callable[[], 'Attempt | None']
 
 
 def tolerance(max_drop: float, n_val: int) -> float:
@@ -56,7 +56,8 @@ def choose(budget: BudgetConfig, stage: str, base_val: float | None, tries: Iter
            log: Callable[[str], None] = print) -> tuple[Attempt, dict]:
     """Run `tries` in order; keep the first whose validation metric is within the budget of
     `base_val` (or, when none is, the best). -> (chosen attempt, record for the report).
-    The first try is the setting asked for; a forced stage or an unmeasurable budget stops there."""
+    The first try is the setting asked for; a forced stage or an unmeasurable budget stops there.
+    A try may return None: it does not apply (it is neither run nor recorded)."""
     forced = stage in budget.force
     measurable = budget.max_drop is not None and base_val is not None and n_val > 0
     tol = tolerance(budget.max_drop, n_val) if measurable else None
@@ -65,6 +66,8 @@ def choose(budget: BudgetConfig, stage: str, base_val: float | None, tries: Iter
     done: list[Attempt] = []
     for make in tries:
         a = make()
+        if a is None:                                    # a try that does not apply to this model
+            continue
         done.append(a)
         drop = None if base_val is None or a.val is None else 100.0 * (base_val - a.val)
         record["tries"].append({"setting": a.label, "val": a.val, "drop_points": None if drop is None else round(drop, 2)})

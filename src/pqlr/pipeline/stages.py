@@ -6,8 +6,9 @@ user brings, so no stage knows PQLR's own model classes.
 
 Each compressing stage obeys the accuracy budget (pipeline/budget.py): it lists, in order, the
 settings it can fall back to when the one asked for loses too much on the validation split (its
-"ladder": less sparsity; more QAT epochs, PTQ, 8-bit first/last layers, 8-bit weights, 8-bit
-activations; a higher rank, then no factorization; without distillation), and budget.choose runs
+"ladder": less sparsity; PTQ or more QAT epochs, 8-bit weights in the most sensitive layer, in
+the first/last layers, everywhere, 8-bit activations; a longer low-rank fine-tune, the worst
+approximated layer left whole, a higher rank, no factorization; without distillation), and budget.choose runs
 them until one is within the budget."""
 from __future__ import annotations
 
@@ -242,6 +243,8 @@ def stage_lowrank(ctx: Context) -> dict:
         def run() -> B.Attempt:
             fm, summary = lowrank.apply(copy.deepcopy(base_float), lr, wbits=wbits)
             info: dict = {"lowrank": summary}
+            if lr == cfg.lowrank:
+                asked_summary[:] = summary
             if all(r["action"] == "skipped" for r in summary):   # nothing saves bytes: the input as it is
                 return B.Attempt(label, ctx.val, (base_float, base_q, base_cfg, info))
             q, used = _quantize(ctx, fm, cfg.lowrank_epochs, info, base=_bits_after_factorizing(requant, summary))
@@ -253,11 +256,13 @@ def stage_lowrank(ctx: Context) -> dict:
         return B.Attempt("no factorization", ctx.val, (base_float, base_q, base_cfg, {}))
 
     last: dict = {}                                       # the latest factorized QAT model
+    asked_summary: list[dict] = []                        # what the asked rank did, layer by layer
     ladder = [factorize(cfg.lowrank, _rank_label(cfg.lowrank))]
     if requant.method == "lsq+" and cfg.lowrank_epochs > 0:   # a longer fine-tune before a higher rank
         e = cfg.lowrank_epochs
         ladder += [_train_on(ctx, last, total, lambda q, info: (last["float"], q, last["cfg"], info),
                              prefix=f"{_rank_label(cfg.lowrank)}, ") for total in (2 * e, 4 * e)]
+    ladder.append(lambda: _keep_worst_whole(cfg.lowrank, asked_summary, factorize))
     for lr in _weaker_ranks(cfg.lowrank):
         ladder.append(factorize(lr, _rank_label(lr)))
     chosen = _choose(ctx, "low-rank", ladder + [keep])
@@ -287,6 +292,16 @@ def _train_on(ctx: Context, last: dict, total: int, state: Callable, prefix: str
         last.update(model=q, info=info, epochs=total)
         return B.Attempt(f"{prefix}QAT {total} epochs", val_score(ctx, q), state(q, info))
     return run
+
+
+def _keep_worst_whole(lr: lowrank.LowRankConfig, summary: list[dict], factorize: Callable) -> B.Attempt | None:
+    """The try that leaves whole the one layer the asked rank approximated worst (largest relative
+    error of U_r V_r), the others factorized as asked; None when fewer than two layers were factorized."""
+    done = [r for r in summary if r["action"] == "factorized"]
+    if len(done) < 2:
+        return None
+    worst = max(done, key=lambda r: r["rel_error"])["layer"]
+    return factorize(replace(lr, keep=(*lr.keep, worst)), f"{_rank_label(lr)}, {worst} kept whole")()
 
 
 def _rank_label(lr: lowrank.LowRankConfig) -> str:
