@@ -92,16 +92,22 @@ def _quantize(ctx: Context, float_model: GraphModel, epochs: int, info: dict, ba
 def _quant_cfg(ctx: Context, model: GraphModel, base: QuantConfig) -> QuantConfig:
     if ctx.cfg.flash is None:
         return base
-    calib = calib_batches(ctx, min(base.calib, 64))
-    probe = quantize_(copy.deepcopy(model), base, step="prepare", calib=calib)
+    probe, calib = _probe(ctx, model, base)
     bits, table = plan_mixed(probe, calib, MixedConfig(flash=ctx.cfg.flash))
     ctx.stage_info["mixed_precision"] = table
     return replace(base, per_layer_wbits=bits)
 
 
-def _choose(ctx: Context, stage: str, tries: list) -> B.Attempt:
+def _probe(ctx: Context, model: GraphModel, qcfg: QuantConfig):
+    """-> (a calibrated fake-quant copy of `model`, its calibration batches): what per-layer bit
+    decisions (mixed precision, the most sensitive layer) measure on."""
+    calib = calib_batches(ctx, min(qcfg.calib, 64))
+    return quantize_(copy.deepcopy(model), qcfg, step="prepare", calib=calib), calib
+
+
+def _choose(ctx: Context, stage: str, tries: list, budget: B.BudgetConfig | None = None) -> B.Attempt:
     """budget.choose against the current model's validation metric; the record goes to the report."""
-    chosen, record = B.choose(ctx.cfg.budget, stage, ctx.val, tries, len(ctx.data.val), log=ctx.log)
+    chosen, record = B.choose(budget or ctx.cfg.budget, stage, ctx.val, tries, len(ctx.data.val), log=ctx.log)
     ctx.stage_info["budget"] = record
     ctx.val = chosen.val if chosen.val is not None else ctx.val
     return chosen
@@ -207,8 +213,7 @@ def stage_quantized(ctx: Context) -> dict:
 def _most_sensitive(ctx: Context, asked: QuantConfig, quantize: Callable, epochs: int) -> B.Attempt:
     """The try that gives 8-bit weights to the one layer whose logits SQNR gains most from them
     (compress/mixed.sensitivity on a calibrated copy), everything else as asked."""
-    calib = calib_batches(ctx, min(asked.calib, 64))
-    probe = quantize_(copy.deepcopy(ctx.model), replace(asked, method="ptq"), step="prepare", calib=calib)
+    probe, calib = _probe(ctx, ctx.model, replace(asked, method="ptq"))
     sens = sensitivity(probe, calib, bits=(8, asked.wbits))
     layer = max(sens, key=lambda name: sens[name][8] - sens[name][asked.wbits])
     bits = {**(asked.per_layer_wbits or {}), layer: 8}
@@ -329,10 +334,9 @@ def stage_distilled(ctx: Context) -> dict:
     def keep() -> B.Attempt:
         return B.Attempt("without distillation", ctx.val, (before, {}))
 
+    # distillation compresses nothing: any loss reverts it
     budget = replace(ctx.cfg.budget, max_drop=0.0 if ctx.cfg.budget.max_drop is not None else None)
-    chosen, record = B.choose(budget, "distilled", ctx.val, [distill, keep], len(ctx.data.val), log=ctx.log)
-    ctx.stage_info["budget"] = record                      # distillation compresses nothing: any loss reverts
-    ctx.val = chosen.val if chosen.val is not None else ctx.val
+    chosen = _choose(ctx, "distilled", [distill, keep], budget)
     ctx.qmodel, info = chosen.state
     ctx.stage_info.update(info)
     if chosen.label == "without distillation":
